@@ -83,6 +83,11 @@ export function imageKey(reference: string): string {
   return formatImageRef(ref);
 }
 
+/** Internal images are keyed by their bare ECR repository name; external keys always carry a tag or digest. */
+export function isInternalImageKey(key: string): boolean {
+  return isRepositoryName(key) && !key.includes(':') && !key.includes('@');
+}
+
 /**
  * Resolves a parent reference to an image key: `enterprise/python-311:1.4` names the internal repository
  * `enterprise/python-311` when that repository is known; anything else is an external reference.

@@ -1,0 +1,149 @@
+import { createHash } from 'crypto';
+
+/** Every call a stand-in received, in order: what the local runtime prints and writes under .patchline/. */
+export interface RecordedCall {
+  readonly service: 'codebuild' | 'sns' | 'sqs' | 'ecr';
+  readonly action: string;
+  readonly at: string;
+  readonly parameters: unknown;
+  readonly outcome?: string;
+}
+
+export interface BuildRecord {
+  readonly buildId: string;
+  readonly project: string;
+  readonly image: string;
+  readonly baseImage: string;
+  readonly campaign: string;
+  readonly parentImages: readonly string[];
+  readonly status: 'SUCCEEDED' | 'FAILED';
+  readonly pushedDigest?: string;
+}
+
+export interface BuildBehaviour {
+  /** Projects whose builds fail. */
+  readonly failProjects?: ReadonlySet<string>;
+  /** Project → how many StartBuild calls are refused with AccountLimitExceeded before one is accepted. */
+  readonly throttle?: ReadonlyMap<string, number>;
+  /** Simulated build time in milliseconds (lets builds overlap so the concurrency cap is exercised). @default 5 */
+  readonly buildMillis?: number;
+}
+
+export class CodeBuildStandInError extends Error {
+  public constructor(name: string, message: string) {
+    super(message);
+    this.name = name;
+  }
+}
+
+/**
+ * CodeBuild stand-in: StartBuild (.sync) records the call and "builds" the image: it pushes a new digest of
+ * PATCHLINE_IMAGE through `push`, which re-enters the local event router as an ECR push, then reports the build.
+ */
+export class LocalCodeBuild {
+  public readonly builds: BuildRecord[] = [];
+  private readonly throttled = new Map<string, number>();
+  private running = 0;
+  /** The most builds that ran at once (the concurrency cap must hold it down). */
+  public maxConcurrent = 0;
+
+  public constructor(
+    private readonly calls: RecordedCall[],
+    private readonly push: (repository: string, digest: string, tag: string) => void,
+    private readonly behaviour: BuildBehaviour = {},
+  ) {}
+
+  public async startBuildSync(parameters: Record<string, unknown>): Promise<unknown> {
+    const project = String(parameters.ProjectName);
+    const env = new Map(((parameters.EnvironmentVariablesOverride as Array<{ Name: string; Value: string }>) ?? []).map((v) => [v.Name, v.Value]));
+    const at = new Date().toISOString();
+    const refusals = this.behaviour.throttle?.get(project) ?? 0;
+    const seen = this.throttled.get(project) ?? 0;
+    if (seen < refusals) {
+      this.throttled.set(project, seen + 1);
+      this.calls.push({ service: 'codebuild', action: 'StartBuild', at, parameters, outcome: 'AccountLimitExceededException' });
+      throw new CodeBuildStandInError('CodeBuild.AccountLimitExceededException', 'Cannot have more than 0 builds in queue for the account');
+    }
+    const buildId = `${project}:${createHash('sha256').update(`${project}${this.builds.length}${at}`).digest('hex').slice(0, 8)}-${this.builds.length + 1}`;
+    this.running += 1;
+    this.maxConcurrent = Math.max(this.maxConcurrent, this.running);
+    try {
+      await new Promise((resolve) => setTimeout(resolve, this.behaviour.buildMillis ?? 5));
+      const image = env.get('PATCHLINE_IMAGE') ?? project;
+      const failed = this.behaviour.failProjects?.has(project) ?? false;
+      const pushedDigest = failed ? undefined : `sha256:${createHash('sha256').update(`${buildId}|${env.get('BASE_IMAGE')}`).digest('hex')}`;
+      const record: BuildRecord = {
+        buildId,
+        project,
+        image,
+        baseImage: env.get('BASE_IMAGE') ?? '',
+        campaign: env.get('PATCHLINE_CAMPAIGN') ?? '',
+        parentImages: JSON.parse(env.get('PATCHLINE_PARENT_IMAGES') ?? '[]') as string[],
+        status: failed ? 'FAILED' : 'SUCCEEDED',
+        pushedDigest,
+      };
+      this.builds.push(record);
+      this.calls.push({ service: 'codebuild', action: 'StartBuild', at, parameters, outcome: record.status });
+      if (failed) {
+        throw new CodeBuildStandInError('States.TaskFailed', JSON.stringify({ Build: { Id: buildId, BuildStatus: 'FAILED', ProjectName: project } }));
+      }
+      // The buildspec's `docker push` happens before the build reports success.
+      this.push(image, pushedDigest!, 'patchline-rebuild');
+      return { Build: { Id: buildId, BuildStatus: 'SUCCEEDED', ProjectName: project } };
+    } finally {
+      this.running -= 1;
+    }
+  }
+}
+
+export interface PublishedMessage {
+  readonly topicArn: string;
+  readonly subject?: string;
+  readonly message: string;
+  readonly attributes: Record<string, string>;
+}
+
+/** SNS stand-in: records every Publish with its message attributes (the owner filter policies match on them). */
+export class LocalSns {
+  public readonly published: PublishedMessage[] = [];
+  public constructor(private readonly calls: RecordedCall[]) {}
+
+  public publish(parameters: Record<string, unknown>): { MessageId: string } {
+    const attributes = Object.fromEntries(
+      Object.entries((parameters.MessageAttributes as Record<string, { StringValue?: string }>) ?? {}).map(([k, v]) => [k, String(v.StringValue ?? '')]),
+    );
+    const message: PublishedMessage = {
+      topicArn: String(parameters.TopicArn),
+      subject: parameters.Subject as string | undefined,
+      message: typeof parameters.Message === 'string' ? parameters.Message : JSON.stringify(parameters.Message),
+      attributes,
+    };
+    this.published.push(message);
+    this.calls.push({ service: 'sns', action: 'Publish', at: new Date().toISOString(), parameters });
+    return { MessageId: `local-${this.published.length}` };
+  }
+}
+
+export interface DeadLetter {
+  readonly reason: string;
+  readonly event: unknown;
+  readonly source: string;
+}
+
+/** SQS dead-letter queue stand-in: keeps each message whole. */
+export class LocalDeadLetterQueue {
+  public readonly messages: DeadLetter[] = [];
+  public constructor(private readonly calls: RecordedCall[]) {}
+
+  public sendMessage(parameters: Record<string, unknown>): { MessageId: string } {
+    const body = typeof parameters.MessageBody === 'string' ? (JSON.parse(parameters.MessageBody) as Record<string, unknown>) : (parameters.MessageBody as Record<string, unknown>);
+    this.messages.push({ reason: String(body.reason ?? body.error ?? 'unknown'), event: body.event, source: String(body.stateMachine ?? 'state machine') });
+    this.calls.push({ service: 'sqs', action: 'SendMessage', at: new Date().toISOString(), parameters });
+    return { MessageId: `local-dlq-${this.messages.length}` };
+  }
+
+  public add(letter: DeadLetter): void {
+    this.messages.push(letter);
+    this.calls.push({ service: 'sqs', action: 'SendMessage', at: new Date().toISOString(), parameters: letter });
+  }
+}

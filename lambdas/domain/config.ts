@@ -1,0 +1,125 @@
+import { z } from 'zod';
+
+export const Severity = {
+  INFORMATIONAL: 'INFORMATIONAL',
+  LOW: 'LOW',
+  MEDIUM: 'MEDIUM',
+  HIGH: 'HIGH',
+  CRITICAL: 'CRITICAL',
+} as const;
+export type Severity = (typeof Severity)[keyof typeof Severity];
+const SEVERITIES = Object.values(Severity) as [Severity, ...Severity[]];
+
+export const ScanningMode = { ENHANCED: 'enhanced', BASIC: 'basic' } as const;
+export type ScanningMode = (typeof ScanningMode)[keyof typeof ScanningMode];
+
+const OWNER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+/** ECR repository name, or a prefix pattern ending in `*` (scopes IAM to `repository/prefix*`). */
+const REPOSITORY_PATTERN = /^(?:[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?:\/?\*)?$|^\*$/;
+const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{1,254}\*?$/;
+
+/** EventBridge Scheduler expressions: rate(N unit) or a six-field cron(...). */
+export function isScheduleExpression(value: string): boolean {
+  const rate = /^rate\((\d+) (minute|minutes|hour|hours|day|days)\)$/.exec(value);
+  if (rate) {
+    const n = Number(rate[1]);
+    return n > 0 && (n === 1) === !rate[2].endsWith('s');
+  }
+  const cron = /^cron\((.+)\)$/.exec(value);
+  if (!cron) return false;
+  const fields = cron[1].trim().split(/\s+/);
+  if (fields.length !== 6) return false;
+  const field = /^[0-9A-Za-z*?,/#L\-]+$/;
+  if (!fields.every((f) => field.test(f))) return false;
+  // One of day-of-month / day-of-week must be '?', as EventBridge requires.
+  return fields[2] === '?' || fields[4] === '?';
+}
+
+const OwnerSchema = z.strictObject({
+  /** Where alerts for this owner go; each becomes an SNS subscription filtered on `owner`. */
+  email: z.email().optional(),
+  /** An HTTPS endpoint (chat webhook relay, ticketing) subscribed with the same filter. */
+  https: z.url({ protocol: /^https$/ }).optional(),
+  /** Vendor contact: set for the owner of COTS images. */
+  vendor: z.boolean().default(false),
+});
+
+export const PatchlineConfigSchema = z
+  .strictObject({
+    /** Owner id → contacts. Every owner named in a lineage must be listed here. */
+    owners: z.record(z.string().regex(OWNER_ID, 'an owner id is 1-64 letters, digits, ".", "_" or "-"'), OwnerSchema),
+    /** Findings below this severity are recorded, not acted upon. */
+    severityThreshold: z.enum(SEVERITIES).default(Severity.HIGH),
+    /** Act only when the scanner reports a fix. */
+    requireFixAvailable: z.boolean().default(true),
+    rebuild: z
+      .strictObject({
+        /** At most this many CodeBuild rebuilds run at once across all campaigns. */
+        concurrency: z.number().int().min(1, 'rebuild.concurrency must be at least 1').max(1000).default(10),
+        /** Pushes of one image inside this window coalesce into one campaign. */
+        settleWindowSeconds: z.number().int().min(0).max(86_400).default(300),
+        /** CodeBuild projects Patchline may start (names, or prefixes ending in *). */
+        projects: z.array(z.string().regex(PROJECT_PATTERN, 'not a CodeBuild project name or prefix*')).min(1),
+        /** Build duration assumed for an image with no recorded builds (critical-path estimates). */
+        defaultBuildSeconds: z.number().int().min(1).default(600),
+      })
+      .strict(),
+    rescan: z
+      .strictObject({
+        schedule: z
+          .string()
+          .refine(isScheduleExpression, 'rescan.schedule must be rate(N unit) or cron(min hour dom month dow year) with ? in dom or dow')
+          .default('rate(1 day)'),
+      })
+      .default({ schedule: 'rate(1 day)' }),
+    scanning: z.strictObject({ mode: z.enum([ScanningMode.ENHANCED, ScanningMode.BASIC]).default(ScanningMode.ENHANCED) }).default({ mode: ScanningMode.ENHANCED }),
+    /** ECR repositories Patchline reads (names or prefixes ending in *). */
+    repositories: z.array(z.string().regex(REPOSITORY_PATTERN, 'not an ECR repository name or prefix*')).min(1),
+    /** Days a (digest, CVE, kind) alert is not repeated. */
+    alertDedupDays: z.number().int().min(1).max(365).default(7),
+  })
+  .strict();
+
+export type PatchlineConfig = z.infer<typeof PatchlineConfigSchema>;
+
+export class InvalidConfigError extends Error {
+  public readonly code = 'INVALID_CONFIG';
+  public constructor(source: string, public readonly problems: readonly string[], options?: { cause?: unknown }) {
+    super(`${source} is invalid:\n${problems.map((p) => `  - ${p}`).join('\n')}`, options);
+    this.name = 'InvalidConfigError';
+  }
+}
+
+/** Parses and validates a config document; every problem is reported with its path and the value received. */
+export function parseConfig(raw: unknown, source = 'patchline.config.json'): PatchlineConfig {
+  const parsed = PatchlineConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => {
+      const where = issue.path.join('.') || '(top level)';
+      const received = valueAt(raw, issue.path);
+      return `${where}: ${issue.message}${received === undefined ? '' : ` (received ${JSON.stringify(received)?.slice(0, 80)})`}`;
+    });
+    throw new InvalidConfigError(source, problems, { cause: parsed.error });
+  }
+  return parsed.data;
+}
+
+/** Every owner a lineage names must be configured: an alert with nowhere to go is lost. */
+export function checkOwnersKnown(config: PatchlineConfig, owners: Iterable<{ image: string; owner?: string }>, source: string): void {
+  const problems: string[] = [];
+  for (const { image, owner } of owners) {
+    if (owner !== undefined && !(owner in config.owners)) {
+      problems.push(`image ${image}: owner ${JSON.stringify(owner)} is not in owners (known: ${Object.keys(config.owners).join(', ')})`);
+    }
+  }
+  if (problems.length > 0) throw new InvalidConfigError(source, problems);
+}
+
+function valueAt(raw: unknown, path: ReadonlyArray<PropertyKey>): unknown {
+  let value: unknown = raw;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object') return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return typeof value === 'object' ? undefined : value;
+}

@@ -1,0 +1,247 @@
+import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import { CampaignTrigger, MemberState } from '../domain/campaign';
+import { KeyPrefix, TableKeys } from './table';
+
+export interface CampaignRecord {
+  readonly campaignId: string;
+  readonly rootImage: string;
+  readonly rootDigest: string;
+  readonly trigger: CampaignTrigger;
+  /** What started it, in words: the pushed tag, the CVE, the upstream move. */
+  readonly reason: string;
+  readonly startedAt: string;
+  readonly memberCount: number;
+  readonly vulnerabilityIds?: readonly string[];
+}
+
+export interface MemberRecord {
+  readonly campaignId: string;
+  readonly image: string;
+  readonly state: MemberState;
+  readonly priority: number;
+  /** The parents that carry the campaign down to this image. */
+  readonly parents: readonly string[];
+  readonly digest?: string;
+  readonly baseImage?: string;
+  readonly buildId?: string;
+  readonly reason?: string;
+  readonly updatedAt: string;
+  readonly history?: ReadonlyArray<{ state: MemberState; at: string; detail?: string }>;
+}
+
+const META = 'META';
+const MEMBER = 'M#';
+const BUILDING = 'BUILDING';
+
+export function campaignKey(campaignId: string): string {
+  return `${KeyPrefix.CAMPAIGN}${campaignId}`;
+}
+
+export function memberSortKey(image: string): string {
+  return `${MEMBER}${image}`;
+}
+
+/** Campaigns and their members, in the single table (pk=CMP#<id>; sk=META | M#<image>). */
+export class CampaignStore {
+  private readonly doc: DynamoDBDocumentClient;
+
+  public constructor(private readonly props: { client: DynamoDBClient; tableName: string }) {
+    this.doc = DynamoDBDocumentClient.from(props.client, { marshallOptions: { removeUndefinedValues: true } });
+  }
+
+  /**
+   * Creates a campaign with all its members pending. Returns false, writing nothing, when the campaign already
+   * exists: a replayed push or finding must not reset a running campaign.
+   */
+  public async create(campaign: CampaignRecord, members: ReadonlyArray<Pick<MemberRecord, 'image' | 'priority' | 'parents'>>): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.props.tableName,
+          Item: {
+            [TableKeys.PARTITION_KEY]: campaignKey(campaign.campaignId),
+            [TableKeys.SORT_KEY]: META,
+            [TableKeys.GSI1_PARTITION_KEY]: 'CAMPAIGNS',
+            [TableKeys.GSI1_SORT_KEY]: `${campaign.startedAt}#${campaign.campaignId}`,
+            ...campaign,
+          },
+          ConditionExpression: 'attribute_not_exists(pk)',
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+    const now = campaign.startedAt;
+    const items = members.map((m) => ({
+      PutRequest: {
+        Item: {
+          [TableKeys.PARTITION_KEY]: campaignKey(campaign.campaignId),
+          [TableKeys.SORT_KEY]: memberSortKey(m.image),
+          campaignId: campaign.campaignId,
+          image: m.image,
+          state: MemberState.PENDING,
+          priority: m.priority,
+          parents: m.parents,
+          updatedAt: now,
+          history: [{ state: MemberState.PENDING, at: now }],
+        },
+      },
+    }));
+    await this.batchWrite(items);
+    return true;
+  }
+
+  public async get(campaignId: string): Promise<CampaignRecord | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.props.tableName, Key: { pk: campaignKey(campaignId), sk: META } }));
+    return out.Item ? stripKeys<CampaignRecord>(out.Item) : undefined;
+  }
+
+  public async members(campaignId: string): Promise<MemberRecord[]> {
+    const members: MemberRecord[] = [];
+    let start: Record<string, unknown> | undefined;
+    do {
+      const page = await this.doc.send(
+        new QueryCommand({
+          TableName: this.props.tableName,
+          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :m)',
+          ExpressionAttributeValues: { ':pk': campaignKey(campaignId), ':m': MEMBER },
+          ExclusiveStartKey: start,
+        }),
+      );
+      for (const item of page.Items ?? []) members.push(stripKeys<MemberRecord>(item));
+      start = page.LastEvaluatedKey;
+    } while (start);
+    return members;
+  }
+
+  /** Member records of `images` in one campaign (BatchGet, 100 keys a request). */
+  public async memberStates(campaignId: string, images: readonly string[]): Promise<Map<string, MemberRecord>> {
+    const found = new Map<string, MemberRecord>();
+    const unique = [...new Set(images)];
+    for (let i = 0; i < unique.length; i += 100) {
+      let keys: Record<string, unknown>[] | undefined = unique.slice(i, i + 100).map((image) => ({ pk: campaignKey(campaignId), sk: memberSortKey(image) }));
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt > 0) await backoff(attempt);
+        const out = await this.doc.send(new BatchGetCommand({ RequestItems: { [this.props.tableName]: { Keys: keys } } }));
+        for (const item of out.Responses?.[this.props.tableName] ?? []) {
+          const member = stripKeys<MemberRecord>(item);
+          found.set(member.image, member);
+        }
+        keys = out.UnprocessedKeys?.[this.props.tableName]?.Keys as Record<string, unknown>[] | undefined;
+      }
+    }
+    return found;
+  }
+
+  /**
+   * Moves a member to a new state when it is in one of `from`; returns false (and changes nothing) otherwise, so two
+   * racing events cannot both move it.
+   */
+  public async transition(
+    campaignId: string,
+    image: string,
+    from: readonly MemberState[],
+    to: MemberState,
+    fields: Partial<Pick<MemberRecord, 'digest' | 'baseImage' | 'buildId' | 'reason'>> = {},
+    at = new Date().toISOString(),
+  ): Promise<boolean> {
+    const names: Record<string, string> = { '#state': 'state', '#updatedAt': 'updatedAt', '#history': 'history' };
+    const values: Record<string, unknown> = {
+      ':to': to,
+      ':at': at,
+      ':entry': [{ state: to, at, ...(fields.reason ? { detail: fields.reason } : {}) }],
+    };
+    const sets = ['#state = :to', '#updatedAt = :at', '#history = list_append(if_not_exists(#history, :empty), :entry)'];
+    values[':empty'] = [];
+    for (const [key, value] of Object.entries(fields)) {
+      if (value === undefined) continue;
+      names[`#${key}`] = key;
+      values[`:${key}`] = value;
+      sets.push(`#${key} = :${key}`);
+    }
+    const fromValues = from.map((state, i) => {
+      values[`:from${i}`] = state;
+      return `:from${i}`;
+    });
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.props.tableName,
+          Key: { pk: campaignKey(campaignId), sk: memberSortKey(image) },
+          UpdateExpression: `SET ${sets.join(', ')}`,
+          ConditionExpression: `attribute_exists(pk) AND #state IN (${fromValues.join(', ')})`,
+          ExpressionAttributeNames: names,
+          ExpressionAttributeValues: values,
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /** The campaign whose rebuild of `image` is in flight: its next push belongs to that campaign. */
+  public async buildingCampaign(image: string): Promise<string | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.props.tableName, Key: { pk: `${KeyPrefix.IMAGE}${image}`, sk: BUILDING } }),
+    );
+    return out.Item?.campaignId as string | undefined;
+  }
+
+  public async clearBuilding(image: string, campaignId: string): Promise<void> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.props.tableName,
+          Key: { pk: `${KeyPrefix.IMAGE}${image}`, sk: BUILDING },
+          UpdateExpression: 'REMOVE campaignId',
+          ConditionExpression: 'campaignId = :c',
+          ExpressionAttributeValues: { ':c': campaignId },
+        }),
+      );
+    } catch (error) {
+      if (!(error instanceof ConditionalCheckFailedException)) throw error;
+    }
+  }
+
+  public async list(limit = 50): Promise<CampaignRecord[]> {
+    const out = await this.doc.send(
+      new QueryCommand({
+        TableName: this.props.tableName,
+        IndexName: TableKeys.GSI1,
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': 'CAMPAIGNS' },
+        ScanIndexForward: false,
+        Limit: limit,
+      }),
+    );
+    return (out.Items ?? []).map((item) => stripKeys<CampaignRecord>(item));
+  }
+
+  private async batchWrite(requests: Record<string, unknown>[]): Promise<void> {
+    for (let i = 0; i < requests.length; i += 25) {
+      let pending: Record<string, unknown>[] | undefined = requests.slice(i, i + 25);
+      for (let attempt = 0; pending && pending.length > 0; attempt++) {
+        if (attempt > 0) await backoff(attempt);
+        const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.props.tableName]: pending as never } }));
+        pending = out.UnprocessedItems?.[this.props.tableName] as Record<string, unknown>[] | undefined;
+      }
+    }
+  }
+}
+
+/** The BUILDING marker's key, shared with the state machine's native DynamoDB task that writes it. */
+export const BUILDING_MARKER_SORT_KEY = BUILDING;
+
+async function backoff(attempt: number): Promise<void> {
+  const delay = Math.min(1000, 25 * 2 ** attempt) * (0.5 + Math.random() / 2);
+  await new Promise((resolve) => setTimeout(resolve, delay));
+}
+
+function stripKeys<T>(item: Record<string, unknown>): T {
+  const { pk: _pk, sk: _sk, gsi1pk: _g1, gsi1sk: _g2, ...rest } = item;
+  return rest as T;
+}

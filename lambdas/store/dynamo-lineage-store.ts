@@ -1,0 +1,531 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import {
+  BatchGetCommand,
+  BatchWriteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  QueryCommand,
+  QueryCommandInput,
+  ScanCommand,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
+import { DuplicateImageError, ImageNode, ImageNotFoundError, LineageGraph, ParentEdge, Tier } from '../domain/lineage';
+import {
+  DescendantRecord,
+  ImageKeyTooLongError,
+  ImageVersion,
+  ImageVersionSchema,
+  InvalidImageVersionError,
+  LineageStore,
+  LineageWriteIncompleteError,
+  MAX_IMAGE_KEY_BYTES,
+  MAX_PARENTS,
+  PutImagesOptions,
+  PutImagesResult,
+  TooManyParentsError,
+} from './lineage-store';
+import { KeyPrefix, TableKeys } from './table';
+
+/** Closure sort keys hold the depth as 3 digits, so one Query returns descendants nearest first. */
+export const MAX_LINEAGE_DEPTH = 999;
+
+export class LineageTooDeepError extends Error {
+  public readonly code = 'LINEAGE_TOO_DEEP';
+  public constructor(public readonly image: string, depth: number) {
+    super(`image ${JSON.stringify(image)} is ${depth} levels below an ancestor; at most ${MAX_LINEAGE_DEPTH} are supported`);
+    this.name = 'LineageTooDeepError';
+  }
+}
+
+export interface DynamoLineageStoreProps {
+  readonly client: DynamoDBClient;
+  readonly tableName: string;
+  /**
+   * Items per Query page for children, descendants and ancestors.
+   * @default - DynamoDB's own page (1 MB), the fewest requests
+   */
+  readonly queryPageSize?: number;
+  /**
+   * BatchWriteItem requests in flight at once during putImages and deleteImage.
+   * @default 4
+   */
+  readonly writeConcurrency?: number;
+  /**
+   * Attempts for a batch whose items DynamoDB returns as unprocessed (throttling), with exponential backoff.
+   * @default 8
+   */
+  readonly maxBatchAttempts?: number;
+}
+
+const BATCH_WRITE_LIMIT = 25;
+const BATCH_GET_LIMIT = 100;
+const NO_IMAGE = '\u0000';
+
+type Item = Record<string, unknown>;
+type WriteRequest = { PutRequest: { Item: Item } } | { DeleteRequest: { Key: Item } };
+
+/**
+ * The lineage in the single Patchline table.
+ *
+ * - image: `IMG#<image>` / `NODE`.
+ * - version: `IMG#<image>` / `V#<digest>`, indexed on gsi1 by `IMG#<image>` / `V#<pushedAt>#<digest>`, so the current
+ *   version is one Query, and out-of-order push events cannot make an older version current.
+ * - closure: one item per (ancestor, descendant) pair, `DESC#<ancestor>` / `<depth:3>#<descendant>` (shortest path),
+ *   carrying the descendant's tier, owner, parents and build, so `descendants` is one paginated Query and `children` the
+ *   same Query on `001#`. gsi1 mirrors each pair as `ANC#<descendant>` / `<depth:3>#<ancestor>` for `ancestors`.
+ *
+ * Writers load the whole lineage (a paginated scan), apply the change in memory, and write only the difference. Closure
+ * items are written before image items: if a write fails half-way, the stored images still describe the old lineage,
+ * and re-running the same change writes the whole difference again. Writers are expected to be serialized (the CLI
+ * import, an administrator); concurrent lineage writers are not coordinated.
+ */
+export class DynamoLineageStore implements LineageStore {
+  private readonly doc: DynamoDBDocumentClient;
+  private readonly tableName: string;
+  private readonly queryPageSize?: number;
+  private readonly writeConcurrency: number;
+  private readonly maxBatchAttempts: number;
+
+  public constructor(props: DynamoLineageStoreProps) {
+    if (props.queryPageSize !== undefined && !(Number.isInteger(props.queryPageSize) && props.queryPageSize >= 1)) {
+      throw new RangeError(`queryPageSize must be a positive integer, got ${props.queryPageSize}`);
+    }
+    if (props.writeConcurrency !== undefined && !(Number.isInteger(props.writeConcurrency) && props.writeConcurrency >= 1)) {
+      throw new RangeError(`writeConcurrency must be a positive integer, got ${props.writeConcurrency}`);
+    }
+    this.doc = DynamoDBDocumentClient.from(props.client, { marshallOptions: { removeUndefinedValues: true } });
+    this.tableName = props.tableName;
+    this.queryPageSize = props.queryPageSize;
+    this.writeConcurrency = props.writeConcurrency ?? 4;
+    this.maxBatchAttempts = props.maxBatchAttempts ?? 8;
+  }
+
+  public async putImages(nodes: readonly ImageNode[], options: PutImagesOptions = {}): Promise<PutImagesResult> {
+    const incoming = new Map<string, ImageNode>();
+    for (const node of nodes) {
+      if (incoming.has(node.image)) throw new DuplicateImageError(node.image, 'in the same putImages call');
+      validateNode(node);
+      incoming.set(node.image, node);
+    }
+    const { graph: before, stored } = await this.loadStored();
+    const merged = new Map<string, ImageNode>();
+    for (const node of before.images()) merged.set(node.image, node);
+    for (const node of incoming.values()) merged.set(node.image, node);
+    // Validates the final lineage (cycles included) before a single write: a refused batch changes nothing.
+    const after = LineageGraph.fromImages(merged.values());
+    const externalsAdded = [...after.images()].filter((n) => !before.has(n.image) && !incoming.has(n.image)).map((n) => n.image);
+    for (const image of externalsAdded) validateKey(image);
+    return this.applyDifference(before, after, stored, externalsAdded, options);
+  }
+
+  public async getImage(image: string): Promise<ImageNode | undefined> {
+    const { Item } = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: nodeKey(image) }));
+    return Item ? toImageNode(Item) : undefined;
+  }
+
+  public async deleteImage(image: string): Promise<void> {
+    const { graph: before, stored } = await this.loadStored();
+    if (!before.has(image)) throw new ImageNotFoundError(image);
+    const after = LineageGraph.fromImages(before.images());
+    after.remove(image);
+    await this.applyDifference(before, after, stored, [], {});
+  }
+
+  public async children(image: string): Promise<DescendantRecord[]> {
+    return this.queryClosure({
+      KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :depth)',
+      ExpressionAttributeNames: { '#pk': TableKeys.PARTITION_KEY, '#sk': TableKeys.SORT_KEY },
+      ExpressionAttributeValues: { ':pk': KeyPrefix.DESCENDANTS + image, ':depth': `${padDepth(1)}#` },
+    });
+  }
+
+  public async descendants(image: string): Promise<DescendantRecord[]> {
+    return this.queryClosure({
+      KeyConditionExpression: '#pk = :pk',
+      ExpressionAttributeNames: { '#pk': TableKeys.PARTITION_KEY },
+      ExpressionAttributeValues: { ':pk': KeyPrefix.DESCENDANTS + image },
+    });
+  }
+
+  public async ancestors(image: string): Promise<DescendantRecord[]> {
+    const pairs: Array<{ image: string; depth: number }> = [];
+    for await (const item of this.paginate({
+      IndexName: TableKeys.GSI1,
+      KeyConditionExpression: '#pk = :pk',
+      ExpressionAttributeNames: { '#pk': TableKeys.GSI1_PARTITION_KEY, '#a': 'ancestor', '#d': 'depth' },
+      ExpressionAttributeValues: { ':pk': KeyPrefix.ANCESTORS + image },
+      ProjectionExpression: '#a, #d',
+    })) {
+      pairs.push({ image: String(item.ancestor), depth: Number(item.depth) });
+    }
+    // The ancestor's own fields live on its image item; closure items only carry the descendant's.
+    const nodes = await this.batchGetNodes(pairs.map((p) => p.image));
+    return pairs.flatMap((p) => {
+      const node = nodes.get(p.image);
+      return node ? [{ ...node, depth: p.depth }] : [];
+    });
+  }
+
+  public async loadGraph(): Promise<LineageGraph> {
+    return (await this.loadStored()).graph;
+  }
+
+  /** The lineage, and which of its images have an item (an interrupted write may have left a parent without one). */
+  private async loadStored(): Promise<{ graph: LineageGraph; stored: ReadonlySet<string> }> {
+    const nodes: ImageNode[] = [];
+    let ExclusiveStartKey: Item | undefined;
+    do {
+      const page = await this.doc.send(
+        new ScanCommand({
+          TableName: this.tableName,
+          FilterExpression: '#sk = :node AND begins_with(#pk, :img)',
+          ExpressionAttributeNames: { '#pk': TableKeys.PARTITION_KEY, '#sk': TableKeys.SORT_KEY },
+          ExpressionAttributeValues: { ':node': KeyPrefix.NODE, ':img': KeyPrefix.IMAGE },
+          ExclusiveStartKey,
+        }),
+      );
+      for (const item of page.Items ?? []) nodes.push(toImageNode(item));
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+    return { graph: LineageGraph.fromImages(nodes), stored: new Set(nodes.map((n) => n.image)) };
+  }
+
+  public async putVersion(version: ImageVersion): Promise<{ created: boolean }> {
+    const parsed = ImageVersionSchema.safeParse(version);
+    if (!parsed.success) {
+      const issue = parsed.error.issues[0];
+      throw new InvalidImageVersionError(`image version ${issue.path.join('.') || '(top level)'}: ${issue.message}`, { cause: parsed.error });
+    }
+    const v = parsed.data;
+    validateKey(v.image);
+    const names: Record<string, string> = {
+      '#image': 'image',
+      '#digest': 'digest',
+      '#pushedAt': 'pushedAt',
+      '#g1pk': TableKeys.GSI1_PARTITION_KEY,
+      '#g1sk': TableKeys.GSI1_SORT_KEY,
+    };
+    const values: Record<string, unknown> = {
+      ':image': v.image,
+      ':digest': v.digest,
+      ':pushedAt': v.pushedAt,
+      ':g1pk': KeyPrefix.IMAGE + v.image,
+      ':g1sk': `${KeyPrefix.VERSION}${new Date(v.pushedAt).toISOString()}#${v.digest}`,
+    };
+    // A re-sent push keeps the first pushedAt and parent digests; only new tags are merged in.
+    const set = ['#image = :image', '#digest = :digest', ...['pushedAt', 'g1pk', 'g1sk'].map((n) => `#${n} = if_not_exists(#${n}, :${n})`)];
+    if (v.parentDigests) {
+      names['#parentDigests'] = 'parentDigests';
+      values[':parentDigests'] = v.parentDigests;
+      set.push('#parentDigests = if_not_exists(#parentDigests, :parentDigests)');
+    }
+    let expression = `SET ${set.join(', ')}`;
+    if (v.tags.length > 0) {
+      names['#tags'] = 'tags';
+      values[':tags'] = new Set(v.tags);
+      expression += ' ADD #tags :tags';
+    }
+    const { Attributes } = await this.doc.send(
+      new UpdateCommand({
+        TableName: this.tableName,
+        Key: versionKey(v.image, v.digest),
+        UpdateExpression: expression,
+        ExpressionAttributeNames: names,
+        ExpressionAttributeValues: values,
+        ReturnValues: 'ALL_OLD',
+      }),
+    );
+    return { created: Attributes === undefined };
+  }
+
+  public async getVersion(image: string, digest: string): Promise<ImageVersion | undefined> {
+    const { Item } = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: versionKey(image, digest) }));
+    return Item ? toImageVersion(Item) : undefined;
+  }
+
+  public async currentVersion(image: string): Promise<ImageVersion | undefined> {
+    const { Items } = await this.doc.send(
+      new QueryCommand({
+        TableName: this.tableName,
+        IndexName: TableKeys.GSI1,
+        KeyConditionExpression: '#pk = :pk AND begins_with(#sk, :v)',
+        ExpressionAttributeNames: { '#pk': TableKeys.GSI1_PARTITION_KEY, '#sk': TableKeys.GSI1_SORT_KEY },
+        ExpressionAttributeValues: { ':pk': KeyPrefix.IMAGE + image, ':v': KeyPrefix.VERSION },
+        ScanIndexForward: false,
+        Limit: 1,
+      }),
+    );
+    return Items && Items.length > 0 ? toImageVersion(Items[0]) : undefined;
+  }
+
+  /** Writes what differs between two lineages: closure items first, then image items (see the class comment). */
+  private async applyDifference(
+    before: LineageGraph,
+    after: LineageGraph,
+    stored: ReadonlySet<string>,
+    externalsAdded: readonly string[],
+    options: PutImagesOptions,
+  ): Promise<PutImagesResult> {
+    const { closure, images, closureItemsPut, closureItemsDeleted } = planDifference(before, after, stored);
+    const total = closure.length + images.length;
+    let done = 0;
+    let writeRequests = 0;
+    const onBatch = (items: number, requests: number): void => {
+      done += items;
+      writeRequests += requests;
+      options.onProgress?.(done, total);
+    };
+    await this.batchWrite(closure, onBatch);
+    await this.batchWrite(images, onBatch);
+    return { imagesWritten: images.filter((w) => 'PutRequest' in w).length, externalsAdded, closureItemsPut, closureItemsDeleted, writeRequests };
+  }
+
+  private async batchWrite(writes: readonly WriteRequest[], onBatch: (items: number, requests: number) => void): Promise<void> {
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < writes.length) {
+        const batch = writes.slice(next, next + BATCH_WRITE_LIMIT);
+        next += batch.length;
+        onBatch(batch.length, await this.writeBatch(batch));
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(this.writeConcurrency, Math.ceil(writes.length / BATCH_WRITE_LIMIT)) }, worker));
+  }
+
+  /** One BatchWriteItem, retrying unprocessed items with exponential backoff and jitter; returns the requests sent. */
+  private async writeBatch(batch: readonly WriteRequest[]): Promise<number> {
+    let pending: WriteRequest[] = [...batch];
+    for (let attempt = 1; ; attempt++) {
+      const out = await this.doc.send(new BatchWriteCommand({ RequestItems: { [this.tableName]: pending } }));
+      pending = (out.UnprocessedItems?.[this.tableName] ?? []) as WriteRequest[];
+      if (pending.length === 0) return attempt;
+      if (attempt >= this.maxBatchAttempts) throw new LineageWriteIncompleteError(pending.length);
+      await sleep(Math.random() * Math.min(2_000, 25 * 2 ** attempt));
+    }
+  }
+
+  private async batchGetNodes(images: readonly string[]): Promise<Map<string, ImageNode>> {
+    const found = new Map<string, ImageNode>();
+    for (let i = 0; i < images.length; i += BATCH_GET_LIMIT) {
+      let keys: Item[] = images.slice(i, i + BATCH_GET_LIMIT).map(nodeKey);
+      for (let attempt = 1; keys.length > 0; attempt++) {
+        const out = await this.doc.send(new BatchGetCommand({ RequestItems: { [this.tableName]: { Keys: keys } } }));
+        for (const item of out.Responses?.[this.tableName] ?? []) found.set(String(item.image), toImageNode(item));
+        keys = out.UnprocessedKeys?.[this.tableName]?.Keys ?? [];
+        if (keys.length > 0) {
+          if (attempt >= this.maxBatchAttempts) throw new LineageWriteIncompleteError(keys.length);
+          await sleep(Math.random() * Math.min(2_000, 25 * 2 ** attempt));
+        }
+      }
+    }
+    return found;
+  }
+
+  private async queryClosure(input: Omit<QueryCommandInput, 'TableName'>): Promise<DescendantRecord[]> {
+    const records: DescendantRecord[] = [];
+    for await (const item of this.paginate(input)) records.push(toDescendantRecord(item));
+    return records;
+  }
+
+  private async *paginate(input: Omit<QueryCommandInput, 'TableName'>): AsyncGenerator<Item> {
+    let ExclusiveStartKey: Item | undefined;
+    do {
+      const page = await this.doc.send(new QueryCommand({ ...input, TableName: this.tableName, Limit: this.queryPageSize, ExclusiveStartKey }));
+      yield* page.Items ?? [];
+      ExclusiveStartKey = page.LastEvaluatedKey;
+    } while (ExclusiveStartKey);
+  }
+}
+
+interface DifferencePlan {
+  readonly closure: WriteRequest[];
+  readonly images: WriteRequest[];
+  readonly closureItemsPut: number;
+  readonly closureItemsDeleted: number;
+}
+
+/**
+ * The writes that turn the stored `before` lineage into `after`. Only images whose ancestors may have changed are
+ * visited: those below an image whose parents changed, and images whose own fields changed (their copies in closure
+ * items are rewritten).
+ */
+function planDifference(before: LineageGraph, after: LineageGraph, stored: ReadonlySet<string>): DifferencePlan {
+  const changed = new Set<string>();
+  const reparented: string[] = [];
+  for (const graph of [before, after]) {
+    for (const node of graph.images()) {
+      if (changed.has(node.image)) continue;
+      const old = before.get(node.image);
+      const now = after.get(node.image);
+      if (recordSignature(old) !== recordSignature(now) || (now && !stored.has(node.image))) changed.add(node.image);
+      if (parentsSignature(old) !== parentsSignature(now)) reparented.push(node.image);
+    }
+  }
+  // Walking `after` is enough: an image whose path to an ancestor broke is below the lowest re-parented image on that
+  // path, in both lineages; and an image that left the lineage is in `changed`.
+  const affected = new Set<string>([...changed, ...below(after, reparented)]);
+
+  // Depths are checked for every image before any item is built, so a refused change costs no memory.
+  const ancestry = [...affected].map((image) => {
+    const now = after.has(image) ? shortestAncestors(after, image) : new Map<string, number>();
+    const deepest = Math.max(0, ...now.values());
+    if (deepest > MAX_LINEAGE_DEPTH) throw new LineageTooDeepError(image, deepest);
+    return { image, now, old: before.has(image) ? shortestAncestors(before, image) : new Map<string, number>() };
+  });
+
+  const closure: WriteRequest[] = [];
+  let closureItemsPut = 0;
+  let closureItemsDeleted = 0;
+  for (const { image, old, now } of ancestry) {
+    for (const [ancestor, depth] of old) {
+      if (now.get(ancestor) !== depth) {
+        closure.push({ DeleteRequest: { Key: closureKey(ancestor, depth, image) } });
+        closureItemsDeleted += 1;
+      }
+    }
+    const node = after.get(image);
+    if (!node) continue;
+    const fieldsChanged = changed.has(image);
+    for (const [ancestor, depth] of now) {
+      if (fieldsChanged || old.get(ancestor) !== depth) {
+        closure.push({ PutRequest: { Item: closureItem(ancestor, depth, node) } });
+        closureItemsPut += 1;
+      }
+    }
+  }
+  const images: WriteRequest[] = [...changed].map((image) => {
+    const node = after.get(image);
+    return node ? { PutRequest: { Item: nodeItem(node) } } : { DeleteRequest: { Key: nodeKey(image) } };
+  });
+  return { closure, images, closureItemsPut, closureItemsDeleted };
+}
+
+/** Every image below any of `starts` in `graph` (the starts included when present). */
+function below(graph: LineageGraph, starts: readonly string[]): Set<string> {
+  const seen = new Set<string>();
+  const stack = starts.filter((s) => graph.has(s));
+  for (const s of stack) seen.add(s);
+  while (stack.length > 0) {
+    for (const child of graph.children(stack.pop()!)) {
+      if (!seen.has(child)) {
+        seen.add(child);
+        stack.push(child);
+      }
+    }
+  }
+  return seen;
+}
+
+/** Each ancestor of `image` with the length of the shortest path up to it (breadth-first, so the first visit is shortest). */
+function shortestAncestors(graph: LineageGraph, image: string): Map<string, number> {
+  const depth = new Map<string, number>();
+  let frontier = [image];
+  for (let level = 1; frontier.length > 0; level++) {
+    const next: string[] = [];
+    for (const current of frontier) {
+      for (const parent of graph.parents(current)) {
+        if (parent.image !== image && !depth.has(parent.image)) {
+          depth.set(parent.image, level);
+          next.push(parent.image);
+        }
+      }
+    }
+    frontier = next;
+  }
+  return depth;
+}
+
+function recordSignature(node: ImageNode | undefined): string {
+  if (!node) return NO_IMAGE;
+  return JSON.stringify([node.tier, node.owner ?? null, node.build?.project ?? null, node.parents.map((p) => [p.image, p.role])]);
+}
+
+function parentsSignature(node: ImageNode | undefined): string {
+  return node ? JSON.stringify(node.parents.map((p) => p.image)) : NO_IMAGE;
+}
+
+function validateNode(node: ImageNode): void {
+  validateKey(node.image);
+  if (node.parents.length > MAX_PARENTS) throw new TooManyParentsError(node.image, node.parents.length);
+  for (const parent of node.parents) validateKey(parent.image);
+}
+
+function validateKey(image: string): void {
+  const bytes = Buffer.byteLength(image, 'utf8');
+  if (bytes > MAX_IMAGE_KEY_BYTES) throw new ImageKeyTooLongError(image, bytes);
+}
+
+function padDepth(depth: number): string {
+  return String(depth).padStart(3, '0');
+}
+
+function nodeKey(image: string): Item {
+  return { [TableKeys.PARTITION_KEY]: KeyPrefix.IMAGE + image, [TableKeys.SORT_KEY]: KeyPrefix.NODE };
+}
+
+function versionKey(image: string, digest: string): Item {
+  return { [TableKeys.PARTITION_KEY]: KeyPrefix.IMAGE + image, [TableKeys.SORT_KEY]: KeyPrefix.VERSION + digest };
+}
+
+function closureKey(ancestor: string, depth: number, image: string): Item {
+  return { [TableKeys.PARTITION_KEY]: KeyPrefix.DESCENDANTS + ancestor, [TableKeys.SORT_KEY]: `${padDepth(depth)}#${image}` };
+}
+
+function nodeFields(node: ImageNode): Item {
+  return {
+    image: node.image,
+    tier: node.tier,
+    owner: node.owner,
+    parents: node.parents.map((p) => ({ image: p.image, role: p.role })),
+    build: node.build ? { project: node.build.project } : undefined,
+  };
+}
+
+function nodeItem(node: ImageNode): Item {
+  return { ...nodeKey(node.image), ...nodeFields(node) };
+}
+
+function closureItem(ancestor: string, depth: number, node: ImageNode): Item {
+  return {
+    ...closureKey(ancestor, depth, node.image),
+    [TableKeys.GSI1_PARTITION_KEY]: KeyPrefix.ANCESTORS + node.image,
+    [TableKeys.GSI1_SORT_KEY]: `${padDepth(depth)}#${ancestor}`,
+    ancestor,
+    depth,
+    ...nodeFields(node),
+  };
+}
+
+function toImageNode(item: Item): ImageNode {
+  const build = item.build as { project: string } | undefined;
+  return stripUndefined({
+    image: String(item.image),
+    tier: item.tier as Tier,
+    owner: item.owner as string | undefined,
+    parents: ((item.parents as ParentEdge[] | undefined) ?? []).map((p) => ({ image: p.image, role: p.role })),
+    build: build ? { project: build.project } : undefined,
+  });
+}
+
+function toDescendantRecord(item: Item): DescendantRecord {
+  return { ...toImageNode(item), depth: Number(item.depth) };
+}
+
+function toImageVersion(item: Item): ImageVersion {
+  return stripUndefined({
+    image: String(item.image),
+    digest: String(item.digest),
+    tags: item.tags instanceof Set ? [...(item.tags as Set<string>)].sort() : [],
+    pushedAt: String(item.pushedAt),
+    parentDigests: item.parentDigests as Record<string, string> | undefined,
+  });
+}
+
+/** Drops keys whose value is undefined, so records compare equal to the nodes they came from. */
+function stripUndefined<T extends object>(value: T): T {
+  return Object.fromEntries(Object.entries(value).filter(([, v]) => v !== undefined)) as T;
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}

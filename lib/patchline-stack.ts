@@ -1,0 +1,341 @@
+import { ArnFormat, Duration, RemovalPolicy, Stack, StackProps } from 'aws-cdk-lib';
+import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
+import * as events from 'aws-cdk-lib/aws-events';
+import * as targets from 'aws-cdk-lib/aws-events-targets';
+import * as iam from 'aws-cdk-lib/aws-iam';
+import * as kms from 'aws-cdk-lib/aws-kms';
+import * as logs from 'aws-cdk-lib/aws-logs';
+import * as sns from 'aws-cdk-lib/aws-sns';
+import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
+import * as sqs from 'aws-cdk-lib/aws-sqs';
+import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
+import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
+import { Construct } from 'constructs';
+import { PatchlineConfig } from '../lambdas/domain/config';
+import { BUILDING_MARKER_SORT_KEY } from '../lambdas/store/campaign-store';
+import { KeyPrefix, TableKeys } from '../lambdas/store/table';
+import { PatchlineFunction } from './patchline-function';
+
+export interface PatchlineStackProps extends StackProps {
+  /** The validated patchline.config.json. */
+  readonly config: PatchlineConfig;
+}
+
+/** Construct ids of the workflows: the local runtime finds their definitions in the template by these. */
+export const WorkflowId = {
+  IMAGE_PUSHED: 'ImagePushedWorkflow',
+  REBUILD_IMAGE: 'RebuildImageWorkflow',
+} as const;
+
+/** Errors CodeBuild raises when the account is at its concurrent-build or API rate limit: retried, not failed. */
+export const CODEBUILD_THROTTLING_ERRORS = ['CodeBuild.AccountLimitExceededException', 'CodeBuild.ThrottlingException', 'CodeBuild.CodeBuildException'];
+
+/** ECR repository filter for EventBridge patterns: `apps/*` → prefix `apps/`. */
+export function repositoryFilter(patterns: readonly string[]): Array<string | { prefix: string }> {
+  return patterns.map((p) => (p.endsWith('*') ? { prefix: p.slice(0, -1) } : p));
+}
+
+export class PatchlineStack extends Stack {
+  public readonly table: dynamodb.TableV2;
+  public readonly key: kms.Key;
+  public readonly deadLetterQueue: sqs.Queue;
+  public readonly alertsTopic: sns.Topic;
+  public readonly imagePushed: sfn.StateMachine;
+  public readonly rebuildImage: sfn.StateMachine;
+  private readonly rebuildWorkflowName: string;
+
+  public constructor(scope: Construct, id: string, props: PatchlineStackProps) {
+    super(scope, id, props);
+    const { config } = props;
+    this.rebuildWorkflowName = `${this.stackName}-rebuild-image`;
+
+    this.key = new kms.Key(this, 'Key', {
+      description: 'Patchline: encrypts the alert topic, the dead-letter queue and the table',
+      enableKeyRotation: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+    });
+    // EventBridge, SNS and CloudWatch deliver into the encrypted queue/topic: they need the key.
+    for (const service of ['events.amazonaws.com', 'sns.amazonaws.com', 'cloudwatch.amazonaws.com']) {
+      this.key.grant(new iam.ServicePrincipal(service), 'kms:Decrypt', 'kms:GenerateDataKey*');
+    }
+
+    this.table = new dynamodb.TableV2(this, 'Table', {
+      partitionKey: { name: TableKeys.PARTITION_KEY, type: dynamodb.AttributeType.STRING },
+      sortKey: { name: TableKeys.SORT_KEY, type: dynamodb.AttributeType.STRING },
+      billing: dynamodb.Billing.onDemand(),
+      pointInTimeRecoverySpecification: { pointInTimeRecoveryEnabled: true },
+      deletionProtection: true,
+      removalPolicy: RemovalPolicy.RETAIN,
+      encryption: dynamodb.TableEncryptionV2.customerManagedKey(this.key),
+      timeToLiveAttribute: TableKeys.TTL_ATTRIBUTE,
+      globalSecondaryIndexes: [
+        {
+          indexName: TableKeys.GSI1,
+          partitionKey: { name: TableKeys.GSI1_PARTITION_KEY, type: dynamodb.AttributeType.STRING },
+          sortKey: { name: TableKeys.GSI1_SORT_KEY, type: dynamodb.AttributeType.STRING },
+        },
+      ],
+    });
+
+    this.deadLetterQueue = new sqs.Queue(this, 'DeadLetterQueue', {
+      encryption: sqs.QueueEncryption.KMS,
+      encryptionMasterKey: this.key,
+      enforceSSL: true,
+      retentionPeriod: Duration.days(14),
+    });
+
+    this.alertsTopic = new sns.Topic(this, 'AlertsTopic', {
+      displayName: 'Patchline alerts',
+      masterKey: this.key,
+      enforceSSL: true,
+    });
+    for (const [owner, contact] of Object.entries(config.owners)) {
+      // Each owner sees only its own alerts: the filter policy matches the `owner` message attribute.
+      const filterPolicy = { owner: sns.SubscriptionFilter.stringFilter({ allowlist: [owner] }) };
+      if (contact.email) this.alertsTopic.addSubscription(new subscriptions.EmailSubscription(contact.email, { filterPolicy }));
+      if (contact.https) this.alertsTopic.addSubscription(new subscriptions.UrlSubscription(contact.https, { filterPolicy }));
+    }
+
+    const environment = {
+      TABLE_NAME: this.table.tableName,
+      REBUILD_CONCURRENCY: String(config.rebuild.concurrency),
+      DEFAULT_BUILD_SECONDS: String(config.rebuild.defaultBuildSeconds),
+    };
+    const fn = (id: string, handler: string): PatchlineFunction =>
+      new PatchlineFunction(this, id, { handler, environment, deadLetterQueue: this.deadLetterQueue });
+    const imagePushedFn = fn('ImagePushedFunction', 'image-pushed');
+    const acquireSlotFn = fn('AcquireSlotFunction', 'acquire-slot');
+    const releaseSlotFn = fn('ReleaseSlotFunction', 'release-slot');
+    const recordFailureFn = fn('RecordBuildFailureFunction', 'record-build-failure');
+    for (const f of [imagePushedFn, acquireSlotFn, releaseSlotFn, recordFailureFn]) this.table.grantReadWriteData(f);
+
+    this.rebuildImage = this.buildRebuildWorkflow(config, { acquireSlotFn, releaseSlotFn, recordFailureFn });
+    this.imagePushed = this.buildImagePushedWorkflow(imagePushedFn);
+    // The semaphore wakes parked rebuilds with their task tokens. The ARN is built from the fixed name: a reference
+    // to the state machine would make it depend on the functions that it invokes, a cycle.
+    const rebuildArn = this.formatArn({ service: 'states', resource: 'stateMachine', resourceName: this.rebuildWorkflowName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
+    for (const f of [acquireSlotFn, releaseSlotFn]) {
+      f.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'], resources: [rebuildArn] }));
+    }
+
+    const ruleTarget = (machine: sfn.IStateMachine): targets.SfnStateMachine =>
+      new targets.SfnStateMachine(machine, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 8, maxEventAge: Duration.hours(24) });
+
+    new events.Rule(this, 'EcrPushRule', {
+      description: 'Successful ECR image pushes of the configured repositories start image-pushed',
+      eventPattern: {
+        source: ['aws.ecr'],
+        detailType: ['ECR Image Action'],
+        detail: { 'action-type': ['PUSH'], result: ['SUCCESS'], 'repository-name': repositoryFilter(config.repositories) },
+      },
+      targets: [ruleTarget(this.imagePushed)],
+    });
+
+    // Aborted, timed-out or failed rebuilds cannot release their slot themselves: this rule does it for them.
+    new events.Rule(this, 'RebuildEndedRule', {
+      description: 'Releases the concurrency slot of a rebuild that ended without reaching its own release step',
+      eventPattern: {
+        source: ['aws.states'],
+        detailType: ['Step Functions Execution Status Change'],
+        detail: { status: ['FAILED', 'ABORTED', 'TIMED_OUT'], stateMachineArn: [this.rebuildImage.stateMachineArn] },
+      },
+      targets: [new targets.LambdaFunction(releaseSlotFn, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 8 })],
+    });
+  }
+
+  /** image-pushed (Express): validate and decide (Lambda) → one rebuild-image execution per child, named deterministically. */
+  private buildImagePushedWorkflow(decideFn: PatchlineFunction): sfn.StateMachine {
+    const deadLetter = this.deadLetterState('ImagePushed');
+    const decide = new tasks.LambdaInvoke(this, 'DecideRebuilds', {
+      lambdaFunction: decideFn,
+      payloadResponseOnly: true,
+      resultPath: '$.decision',
+      retryOnServiceExceptions: true,
+    });
+    decide.addCatch(deadLetter, { errors: ['States.ALL'], resultPath: '$.error' });
+
+    const startRebuild = new tasks.StepFunctionsStartExecution(this, 'StartRebuild', {
+      stateMachine: this.rebuildImage,
+      name: sfn.JsonPath.stringAt('$.name'),
+      input: sfn.TaskInput.fromJsonPathAt('$.input'),
+      associateWithParent: false,
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    // The deterministic name makes a duplicate start fail with ExecutionAlreadyExists: that is the idempotency.
+    startRebuild.addCatch(new sfn.Pass(this, 'AlreadyStarted'), { errors: ['StepFunctions.ExecutionAlreadyExistsException'] });
+    startRebuild.addRetry({ errors: ['StepFunctions.SdkClientException', 'StepFunctions.AWSStepFunctionsException'], maxAttempts: 4, jitterStrategy: sfn.JitterType.FULL });
+
+    const startAll = new sfn.Map(this, 'StartRebuilds', { itemsPath: '$.decision.starts', maxConcurrency: 10, resultPath: sfn.JsonPath.DISCARD });
+    startAll.itemProcessor(startRebuild);
+
+    const logGroup = new logs.LogGroup(this, 'ImagePushedLogs', { retention: logs.RetentionDays.THREE_MONTHS });
+    return new sfn.StateMachine(this, WorkflowId.IMAGE_PUSHED, {
+      stateMachineType: sfn.StateMachineType.EXPRESS,
+      definitionBody: sfn.DefinitionBody.fromChainable(decide.next(startAll)),
+      tracingEnabled: true,
+      logs: { destination: logGroup, level: sfn.LogLevel.ERROR, includeExecutionData: true },
+      timeout: Duration.minutes(5),
+    });
+  }
+
+  /**
+   * rebuild-image (Standard): a slot of the concurrency cap (task token) → mark building → CodeBuild StartBuild.sync
+   * with BASE_IMAGE pinned by digest → release → record. The slot is released on every path.
+   */
+  private buildRebuildWorkflow(
+    config: PatchlineConfig,
+    fns: { acquireSlotFn: PatchlineFunction; releaseSlotFn: PatchlineFunction; recordFailureFn: PatchlineFunction },
+  ): sfn.StateMachine {
+    const memberKey = {
+      [TableKeys.PARTITION_KEY]: tasks.DynamoAttributeValue.fromString(sfn.JsonPath.format(`${KeyPrefix.CAMPAIGN}{}`, sfn.JsonPath.stringAt('$.campaignId'))),
+      [TableKeys.SORT_KEY]: tasks.DynamoAttributeValue.fromString(sfn.JsonPath.format('M#{}', sfn.JsonPath.stringAt('$.image'))),
+    };
+
+    const acquire = new tasks.LambdaInvoke(this, 'AcquireSlot', {
+      lambdaFunction: fns.acquireSlotFn,
+      integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+      payload: sfn.TaskInput.fromObject({
+        taskToken: sfn.JsonPath.taskToken,
+        holder: sfn.JsonPath.executionName,
+        priority: sfn.JsonPath.numberAt('$.priority'),
+      }),
+      resultPath: sfn.JsonPath.DISCARD,
+      taskTimeout: sfn.Timeout.duration(Duration.hours(24)),
+    });
+
+    const release = (id: string): tasks.LambdaInvoke =>
+      new tasks.LambdaInvoke(this, id, {
+        lambdaFunction: fns.releaseSlotFn,
+        payload: sfn.TaskInput.fromObject({ holder: sfn.JsonPath.executionName }),
+        payloadResponseOnly: true,
+        resultPath: sfn.JsonPath.DISCARD,
+        retryOnServiceExceptions: true,
+      });
+
+    const markBuilding = new tasks.DynamoUpdateItem(this, 'MarkBuilding', {
+      table: this.table,
+      key: memberKey,
+      updateExpression: 'SET #state = :building, baseImage = :base, updatedAt = :now',
+      conditionExpression: '#state = :pending',
+      expressionAttributeNames: { '#state': 'state' },
+      expressionAttributeValues: {
+        ':building': tasks.DynamoAttributeValue.fromString('building'),
+        ':pending': tasks.DynamoAttributeValue.fromString('pending'),
+        ':base': tasks.DynamoAttributeValue.fromString(sfn.JsonPath.stringAt('$.baseImage')),
+        ':now': tasks.DynamoAttributeValue.fromString(sfn.JsonPath.stringAt('$$.State.EnteredTime')),
+      },
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    const markerKey = {
+      [TableKeys.PARTITION_KEY]: tasks.DynamoAttributeValue.fromString(sfn.JsonPath.format(`${KeyPrefix.IMAGE}{}`, sfn.JsonPath.stringAt('$.image'))),
+      [TableKeys.SORT_KEY]: tasks.DynamoAttributeValue.fromString(BUILDING_MARKER_SORT_KEY),
+    };
+    const putMarker = new tasks.DynamoPutItem(this, 'MarkImageBuilding', {
+      table: this.table,
+      item: { ...markerKey, campaignId: tasks.DynamoAttributeValue.fromString(sfn.JsonPath.stringAt('$.campaignId')) },
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+
+    const startBuild = new sfn.CustomState(this, 'StartBuild', {
+      stateJson: {
+        Type: 'Task',
+        Resource: `arn:${this.partition}:states:::codebuild:startBuild.sync`,
+        Parameters: {
+          'ProjectName.$': '$.project',
+          EnvironmentVariablesOverride: [
+            { Name: 'BASE_IMAGE', Type: 'PLAINTEXT', 'Value.$': '$.baseImage' },
+            { Name: 'PATCHLINE_PARENT_IMAGES', Type: 'PLAINTEXT', 'Value.$': 'States.JsonToString($.parentImages)' },
+            { Name: 'PATCHLINE_CAMPAIGN', Type: 'PLAINTEXT', 'Value.$': '$.campaignId' },
+            { Name: 'PATCHLINE_IMAGE', Type: 'PLAINTEXT', 'Value.$': '$.image' },
+          ],
+        },
+        ResultSelector: { 'buildId.$': '$.Build.Id', 'status.$': '$.Build.BuildStatus' },
+        ResultPath: '$.build',
+      },
+    });
+    startBuild.addRetry({
+      errors: CODEBUILD_THROTTLING_ERRORS,
+      interval: Duration.seconds(15),
+      backoffRate: 2,
+      maxAttempts: 8,
+      maxDelay: Duration.minutes(5),
+      jitterStrategy: sfn.JitterType.FULL,
+    });
+
+    const recordFailure = new tasks.LambdaInvoke(this, 'RecordBuildFailure', {
+      lambdaFunction: fns.recordFailureFn,
+      payload: sfn.TaskInput.fromObject({
+        campaignId: sfn.JsonPath.stringAt('$.campaignId'),
+        image: sfn.JsonPath.stringAt('$.image'),
+        error: sfn.JsonPath.objectAt('$.error'),
+      }),
+      payloadResponseOnly: true,
+      resultPath: sfn.JsonPath.DISCARD,
+      retryOnServiceExceptions: true,
+    });
+    const failed = new sfn.Fail(this, 'BuildFailed', { error: 'BuildFailed', cause: 'the rebuild failed; its subtree was skipped' });
+    startBuild.addCatch(release('ReleaseSlotAfterFailure').next(recordFailure).next(failed), { errors: ['States.ALL'], resultPath: '$.error' });
+
+    const recordBuilt = new tasks.DynamoUpdateItem(this, 'RecordBuilt', {
+      table: this.table,
+      key: memberKey,
+      updateExpression: 'SET buildId = :build, finishedAt = :now',
+      expressionAttributeValues: {
+        ':build': tasks.DynamoAttributeValue.fromString(sfn.JsonPath.stringAt('$.build.buildId')),
+        ':now': tasks.DynamoAttributeValue.fromString(sfn.JsonPath.stringAt('$$.State.EnteredTime')),
+      },
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+
+    // A member that is no longer pending (superseded, skipped, a replay) gives its slot back and ends quietly.
+    const notPending = release('ReleaseSlotNotPending').next(new sfn.Succeed(this, 'AlreadyHandled'));
+    markBuilding.addCatch(notPending, { errors: ['DynamoDB.ConditionalCheckFailedException'], resultPath: '$.error' });
+
+    const definition = acquire
+      .next(markBuilding)
+      .next(putMarker)
+      .next(startBuild)
+      .next(release('ReleaseSlot'))
+      .next(recordBuilt)
+      .next(new sfn.Succeed(this, 'Rebuilt'));
+
+    const machine = new sfn.StateMachine(this, WorkflowId.REBUILD_IMAGE, {
+      stateMachineName: this.rebuildWorkflowName,
+      stateMachineType: sfn.StateMachineType.STANDARD,
+      definitionBody: sfn.DefinitionBody.fromChainable(definition),
+      tracingEnabled: true,
+      timeout: Duration.hours(30),
+      logs: {
+        destination: new logs.LogGroup(this, 'RebuildImageLogs', { retention: logs.RetentionDays.THREE_MONTHS }),
+        level: sfn.LogLevel.ERROR,
+        includeExecutionData: true,
+      },
+    });
+    // StartBuild.sync: the configured projects only, plus the managed rule Step Functions uses to learn a build ended.
+    const projectArns = config.rebuild.projects.map((p) => this.formatArn({ service: 'codebuild', resource: 'project', resourceName: p }));
+    machine.addToRolePolicy(new iam.PolicyStatement({ actions: ['codebuild:StartBuild', 'codebuild:StopBuild', 'codebuild:BatchGetBuilds'], resources: projectArns }));
+    machine.addToRolePolicy(
+      new iam.PolicyStatement({
+        actions: ['events:PutTargets', 'events:PutRule', 'events:DescribeRule'],
+        resources: [this.formatArn({ service: 'events', resource: 'rule', resourceName: 'StepFunctionsGetEventForCodeBuildStartBuildRule' })],
+      }),
+    );
+    return machine;
+  }
+
+  /** Catch target of a workflow's validation: the original event and the reason go to the dead-letter queue. */
+  private deadLetterState(prefix: string): sfn.IChainable {
+    const send = new tasks.SqsSendMessage(this, `${prefix}DeadLetter`, {
+      queue: this.deadLetterQueue,
+      messageBody: sfn.TaskInput.fromObject({
+        reason: sfn.JsonPath.stringAt('$.error.Cause'),
+        error: sfn.JsonPath.stringAt('$.error.Error'),
+        stateMachine: sfn.JsonPath.stringAt('$$.StateMachine.Name'),
+        execution: sfn.JsonPath.stringAt('$$.Execution.Id'),
+        event: sfn.JsonPath.objectAt('$$.Execution.Input'),
+      }),
+      resultPath: sfn.JsonPath.DISCARD,
+    });
+    return send.next(new sfn.Fail(this, `${prefix}Rejected`, { error: 'EventRejected', causePath: '$.error.Cause' }));
+  }
+}
