@@ -4,7 +4,7 @@ module.exports = {
   roots: ['<rootDir>/test'],
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { diagnostics: false }] },
-  testTimeout: 60000,
+  testTimeout: 120000,
   maxWorkers: 2,
   setupFiles: ['<rootDir>/test/support/jest-setup.ts'],
 };

@@ -4,6 +4,7 @@ import { InvalidImageReferenceError } from '../lambdas/domain/image-ref';
 import { DuplicateImageError, ImageNotFoundError, LineageCycleError } from '../lambdas/domain/lineage';
 import { LineageFileError } from '../lambdas/domain/lineage-file';
 import { PolicyBlockedError, UsageError } from './cli-error';
+import { campaignListCommand, campaignShowCommand } from './commands/campaign';
 import { demoCommand } from './commands/demo';
 import { lineageImportCommand, lineageScanCommand, lineageShowCommand } from './commands/lineage';
 import { planCommand } from './commands/plan';
@@ -81,6 +82,19 @@ export const COMMANDS: readonly CommandSpec[] = [
         concurrency: o.concurrency as string | undefined,
       });
     },
+  },
+  {
+    name: 'campaign list',
+    description: 'the latest rebuild campaigns, newest first',
+    options: [TABLE_OPTION, { flags: '--limit <n>', description: 'how many', default: '50' }],
+    run: (_args, o) => campaignListCommand({ table: o.table as string | undefined, limit: o.limit as string }),
+  },
+  {
+    name: 'campaign show',
+    description: 'a campaign as a timeline: the trigger and, for each image, the chain of parents that carried it',
+    args: ['<id>'],
+    options: [TABLE_OPTION],
+    run: ([id], o) => campaignShowCommand(id, { table: o.table as string | undefined }),
   },
   {
     name: 'demo',

@@ -215,10 +215,18 @@ export class PatchlineStack extends Stack {
     const markBuilding = new tasks.DynamoUpdateItem(this, 'MarkBuilding', {
       table: this.table,
       key: memberKey,
-      updateExpression: 'SET #state = :building, baseImage = :base, updatedAt = :now',
+      updateExpression: 'SET #state = :building, baseImage = :base, updatedAt = :now, #history = list_append(if_not_exists(#history, :empty), :entry)',
       conditionExpression: '#state = :pending',
-      expressionAttributeNames: { '#state': 'state' },
+      expressionAttributeNames: { '#state': 'state', '#history': 'history' },
       expressionAttributeValues: {
+        ':empty': tasks.DynamoAttributeValue.fromList([]),
+        ':entry': tasks.DynamoAttributeValue.fromList([
+          tasks.DynamoAttributeValue.fromMap({
+            state: tasks.DynamoAttributeValue.fromString('building'),
+            at: tasks.DynamoAttributeValue.fromString(sfn.JsonPath.stringAt('$$.State.EnteredTime')),
+            detail: tasks.DynamoAttributeValue.fromString(sfn.JsonPath.format('from {}', sfn.JsonPath.stringAt('$.baseImage'))),
+          }),
+        ]),
         ':building': tasks.DynamoAttributeValue.fromString('building'),
         ':pending': tasks.DynamoAttributeValue.fromString('pending'),
         ':base': tasks.DynamoAttributeValue.fromString(sfn.JsonPath.stringAt('$.baseImage')),

@@ -7,6 +7,7 @@ import { loadConfig, loadLineage, readJson } from '../input-files';
 import { BuildBehaviour } from '../local/local-aws';
 import { LocalRuntime, SimulationResult } from '../local/local-runtime';
 import { STATE_DIR } from '../store-session';
+import { showCampaign } from './campaign';
 
 export interface SimulateOptions {
   readonly event: string;
@@ -23,6 +24,8 @@ export interface Simulation {
   readonly semaphore: { inUse: number; holders: string[]; waiters: number };
   readonly maxConcurrentBuilds: number;
   readonly tracePath: string;
+  /** Each campaign's timeline ("why was this image rebuilt?"), read from the store before it is discarded. */
+  readonly campaigns: string[];
 }
 
 /** Runs the real workflows on a fresh embedded store, events cascading until quiet; writes the trace under .patchline/. */
@@ -35,7 +38,9 @@ export async function runSimulation(events: unknown[], lineage: readonly ImageNo
     mkdirSync(STATE_DIR, { recursive: true });
     const tracePath = join(STATE_DIR, `${traceName}-trace.json`);
     writeFileSync(tracePath, `${JSON.stringify({ ...runtime.trace(), semaphore }, null, 2)}\n`);
-    return { result: runtime.result(), semaphore, maxConcurrentBuilds: runtime.codebuild.maxConcurrent, tracePath };
+    const ids = [...new Set(runtime.codebuild.builds.map((b) => b.campaign))];
+    const campaigns = await Promise.all(ids.map((id) => showCampaign(runtime.deps.campaigns, id)));
+    return { result: runtime.result(), semaphore, maxConcurrentBuilds: runtime.codebuild.maxConcurrent, tracePath, campaigns };
   } finally {
     await runtime.stop();
   }
@@ -73,6 +78,7 @@ export function formatSimulation(sim: Simulation): string {
   for (const e of result.executions) lines.push(`  ${e.status.padEnd(9)} ${e.stateMachine} ${e.name}${e.error ? `  (${e.error.slice(0, 160)})` : ''}`);
   lines.push(`dead letters (${result.deadLetters.length}):`);
   for (const d of result.deadLetters) lines.push(`  ✘ ${d.reason.slice(0, 300)}`);
+  for (const campaign of sim.campaigns) lines.push(campaign);
   lines.push(`concurrency slots after the run: ${sim.semaphore.inUse} in use, ${sim.semaphore.waiters} waiting; at most ${sim.maxConcurrentBuilds} build(s) ran at once`);
   lines.push(`full trace: ${sim.tracePath}`);
   return lines.join('\n');

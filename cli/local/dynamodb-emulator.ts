@@ -1,4 +1,4 @@
-import { CreateTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { CreateTableCommand, DescribeTableCommand, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import type { AddressInfo } from 'net';
 import { TableKeys } from '../../lambdas/store/table';
 
@@ -81,4 +81,11 @@ export async function createPatchlineTable(client: DynamoDBClient, tableName: st
       ],
     }),
   );
+  // dynalite answers CreateTable while the table is still CREATING: wait until it is usable.
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const { Table } = await client.send(new DescribeTableCommand({ TableName: tableName }));
+    if (Table?.TableStatus === 'ACTIVE') return;
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+  throw new Error(`table ${tableName} did not become ACTIVE`);
 }

@@ -73,6 +73,7 @@ type WriteRequest = { PutRequest: { Item: Item } } | { DeleteRequest: { Key: Ite
  * - closure: one item per (ancestor, descendant) pair, `DESC#<ancestor>` / `<depth:3>#<descendant>` (shortest path),
  *   carrying the descendant's tier, owner, parents and build, so `descendants` is one paginated Query and `children` the
  *   same Query on `001#`. gsi1 mirrors each pair as `ANC#<descendant>` / `<depth:3>#<ancestor>` for `ancestors`.
+ *   (`ancestors` and `currentVersion` read gsi1, so on DynamoDB they are eventually consistent.)
  *
  * Writers load the whole lineage (a paginated scan), apply the change in memory, and write only the difference. Closure
  * items are written before image items: if a write fails half-way, the stored images still describe the old lineage,
@@ -114,7 +115,6 @@ export class DynamoLineageStore implements LineageStore {
     // Validates the final lineage (cycles included) before a single write: a refused batch changes nothing.
     const after = LineageGraph.fromImages(merged.values());
     const externalsAdded = [...after.images()].filter((n) => !before.has(n.image) && !incoming.has(n.image)).map((n) => n.image);
-    for (const image of externalsAdded) validateKey(image);
     return this.applyDifference(before, after, stored, externalsAdded, options);
   }
 
