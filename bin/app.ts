@@ -1,26 +1,17 @@
 #!/usr/bin/env node
 import { App } from 'aws-cdk-lib';
-import { readFileSync } from 'fs';
 import { resolve } from 'path';
-import { parseConfig } from '../lambdas/domain/config';
-import { PatchlineStack } from '../lib/patchline-stack';
+import { definePatchlineApp, readConfigFile } from '../lib/patchline-app';
+import { defineSpokeStacks } from '../lib/spoke-stack';
 
 const app = new App();
 const configFile = resolve(String(app.node.tryGetContext('config') ?? 'patchline.config.json'));
-let raw: unknown;
 try {
-  raw = JSON.parse(readFileSync(configFile, 'utf8'));
-} catch (error) {
-  console.error(`cannot read ${configFile}: ${(error as Error).message}`);
-  process.exit(1);
-}
-try {
-  const config = parseConfig(raw, configFile);
-  new PatchlineStack(app, 'Patchline', {
-    config,
-    env: { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION },
-    description: 'Patchline: keeps container images patched along their lineage',
-  });
+  // cdk-nag (AwsSolutions) runs when the app synthesizes: an unacknowledged finding fails `cdk synth`.
+  const config = readConfigFile(configFile);
+  // Hub and spokes: the hub in its configured account/region, one spoke stack per spoke; otherwise one account.
+  definePatchlineApp(app, config, config.organization?.hub ?? { account: process.env.CDK_DEFAULT_ACCOUNT, region: process.env.CDK_DEFAULT_REGION });
+  defineSpokeStacks(app, config);
 } catch (error) {
   console.error((error as Error).message);
   process.exit(1);

@@ -6,6 +6,8 @@ import { LineageFileError } from '../lambdas/domain/lineage-file';
 import { PolicyBlockedError, UsageError } from './cli-error';
 import { campaignListCommand, campaignShowCommand } from './commands/campaign';
 import { demoCommand } from './commands/demo';
+import { exceptionAddCommand, exceptionListCommand, exceptionRemoveCommand } from './commands/exception';
+import { gateCommand } from './commands/gate';
 import { lineageImportCommand, lineageScanCommand, lineageShowCommand } from './commands/lineage';
 import { planCommand } from './commands/plan';
 import { simulateCommand } from './commands/simulate';
@@ -100,6 +102,50 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'demo',
     description: "the seed scenario on embedded emulators: a patched enterprise image cascades to everything built from it",
     run: () => demoCommand(),
+  },
+  {
+    name: 'gate',
+    description: 'exit 1 when stored findings of the image digest break the policy (a CodeBuild step before publishing)',
+    args: ['<image>'],
+    options: [
+      TABLE_OPTION,
+      { flags: '--digest <digest>', description: 'the digest to check (default: the one in IMAGE, else its current version)' },
+      { flags: '--policy <file>', description: 'policy JSON (severityThreshold, requireFixAvailable, exceptions, trustedBases)' },
+      { flags: '--config <file>', description: 'Patchline config (the policy when --policy is not given)', default: 'patchline.config.json' },
+    ],
+    run: ([image], o) => gateCommand(image, { digest: o.digest as string | undefined, policy: o.policy as string | undefined, config: o.config as string, table: o.table as string | undefined }),
+  },
+  {
+    name: 'exception add',
+    description: 'approve an exception: a CVE on an image (or image pattern) until an expiry',
+    options: [
+      TABLE_OPTION,
+      { flags: '--image <pattern>', description: 'image key or glob (apps/*, apps/**)' },
+      { flags: '--cve <id>', description: 'vulnerability id' },
+      { flags: '--reason <text>', description: 'why it is accepted' },
+      { flags: '--approver <name>', description: 'who approved it' },
+      { flags: '--expires <date-time>', description: 'ISO 8601 expiry (2025-06-30T00:00:00Z)' },
+    ],
+    run: (_args, o) => {
+      const missing = ['image', 'cve', 'reason', 'approver', 'expires'].filter((k) => typeof o[k] !== 'string');
+      if (missing.length > 0) throw new UsageError(`exception add needs ${missing.map((k) => `--${k}`).join(', ')}`);
+      return exceptionAddCommand({ image: o.image as string, vulnerability: o.cve as string, reason: o.reason as string, approver: o.approver as string, expires: o.expires as string, table: o.table as string | undefined });
+    },
+  },
+  {
+    name: 'exception list',
+    description: 'every exception, active or expired',
+    options: [TABLE_OPTION, { flags: '--json', description: 'print a JSON array' }],
+    run: (_args, o) => exceptionListCommand({ json: Boolean(o.json), table: o.table as string | undefined }),
+  },
+  {
+    name: 'exception remove',
+    description: 'withdraw an exception',
+    options: [TABLE_OPTION, { flags: '--image <pattern>', description: 'image key or glob' }, { flags: '--cve <id>', description: 'vulnerability id' }],
+    run: (_args, o) => {
+      if (typeof o.image !== 'string' || typeof o.cve !== 'string') throw new UsageError('exception remove needs --image and --cve');
+      return exceptionRemoveCommand({ image: o.image, vulnerability: o.cve, table: o.table as string | undefined });
+    },
   },
 ];
 

@@ -14,7 +14,11 @@ import { Construct } from 'constructs';
 import { PatchlineConfig } from '../lambdas/domain/config';
 import { BUILDING_MARKER_SORT_KEY } from '../lambdas/store/campaign-store';
 import { KeyPrefix, TableKeys } from '../lambdas/store/table';
+import { FINDING_WORKFLOW_ID, FindingWorkflow } from './finding-workflow';
+import { PatchlineObservability } from './observability';
+import { HubEventBus } from './hub-event-bus';
 import { PatchlineFunction } from './patchline-function';
+import { grantTableData } from './table-access';
 
 export interface PatchlineStackProps extends StackProps {
   /** The validated patchline.config.json. */
@@ -107,7 +111,7 @@ export class PatchlineStack extends Stack {
     const acquireSlotFn = fn('AcquireSlotFunction', 'acquire-slot');
     const releaseSlotFn = fn('ReleaseSlotFunction', 'release-slot');
     const recordFailureFn = fn('RecordBuildFailureFunction', 'record-build-failure');
-    for (const f of [imagePushedFn, acquireSlotFn, releaseSlotFn, recordFailureFn]) this.table.grantReadWriteData(f);
+    for (const f of [imagePushedFn, acquireSlotFn, releaseSlotFn, recordFailureFn]) grantTableData(this.table, this.key, f);
 
     this.rebuildImage = this.buildRebuildWorkflow(config, { acquireSlotFn, releaseSlotFn, recordFailureFn });
     this.imagePushed = this.buildImagePushedWorkflow(imagePushedFn);
@@ -141,6 +145,13 @@ export class PatchlineStack extends Stack {
       },
       targets: [new targets.LambdaFunction(releaseSlotFn, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 8 })],
     });
+
+    new FindingWorkflow(this, FINDING_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, functionFactory: fn });
+
+    if (config.organization) new HubEventBus(this, 'HubEventBus', { organization: config.organization });
+
+    // Last: alarms and the dashboard cover every queue, workflow and function defined above.
+    new PatchlineObservability(this, 'Observability', { config, key: this.key });
   }
 
   /** image-pushed (Express): validate and decide (Lambda) → one rebuild-image execution per child, named deterministically. */
@@ -173,7 +184,7 @@ export class PatchlineStack extends Stack {
       stateMachineType: sfn.StateMachineType.EXPRESS,
       definitionBody: sfn.DefinitionBody.fromChainable(decide.next(startAll)),
       tracingEnabled: true,
-      logs: { destination: logGroup, level: sfn.LogLevel.ERROR, includeExecutionData: true },
+      logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
       timeout: Duration.minutes(5),
     });
   }
@@ -315,7 +326,7 @@ export class PatchlineStack extends Stack {
       timeout: Duration.hours(30),
       logs: {
         destination: new logs.LogGroup(this, 'RebuildImageLogs', { retention: logs.RetentionDays.THREE_MONTHS }),
-        level: sfn.LogLevel.ERROR,
+        level: sfn.LogLevel.ALL,
         includeExecutionData: true,
       },
     });

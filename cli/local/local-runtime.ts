@@ -5,6 +5,7 @@ import { ImageNode } from '../../lambdas/domain/lineage';
 import { makeAcquireSlotHandler } from '../../lambdas/handlers/acquire-slot';
 import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
 import { makeImagePushedHandler } from '../../lambdas/handlers/image-pushed';
+import { findingReceivedDependencies, makeFindingReceivedHandler } from '../../lambdas/handlers/finding-received';
 import { makeRecordBuildFailureHandler } from '../../lambdas/handlers/record-build-failure';
 import { makeReleaseSlotHandler } from '../../lambdas/handlers/release-slot';
 import { CampaignStore } from '../../lambdas/store/campaign-store';
@@ -25,6 +26,7 @@ const HANDLER_FACTORIES: Record<string, (deps: HandlerDependencies) => LambdaHan
   'acquire-slot': makeAcquireSlotHandler,
   'release-slot': makeReleaseSlotHandler,
   'record-build-failure': makeRecordBuildFailureHandler,
+  'finding-received': makeFindingReceivedHandler,
 };
 
 export interface LocalRuntimeOptions {
@@ -106,6 +108,7 @@ export class LocalRuntime {
       },
       defaultBuildSeconds: options.config.rebuild.defaultBuildSeconds,
       now: () => new Date(),
+      ...findingReceivedDependencies({ client, tableName, config: options.config }),
     };
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
       if (resource.Type === 'AWS::Lambda::Function') {

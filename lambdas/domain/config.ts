@@ -44,6 +44,45 @@ const OwnerSchema = z.strictObject({
   vendor: z.boolean().default(false),
 });
 
+const AWS_ACCOUNT = /^\d{12}$/;
+const AWS_REGION = /^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$/;
+const AccountRegionSchema = z.strictObject({
+  account: z.string().regex(AWS_ACCOUNT, 'an AWS account id is 12 digits'),
+  region: z.string().regex(AWS_REGION, 'not an AWS region name (e.g. eu-west-1)'),
+});
+
+/** Hub and spokes: the hub runs Patchline; each spoke forwards its events to the hub and lets the hub build there. */
+export const OrganizationSchema = z
+  .strictObject({
+    hub: AccountRegionSchema,
+    spokes: z
+      .array(
+        AccountRegionSchema.extend({
+          /** ECR repositories of this spoke (names or prefix*); default: the top-level `repositories`. */
+          repositories: z.array(z.string().regex(REPOSITORY_PATTERN, 'not an ECR repository name or prefix*')).min(1).optional(),
+          /** CodeBuild projects of this spoke (names or prefix*); default: `rebuild.projects`. */
+          projects: z.array(z.string().regex(PROJECT_PATTERN, 'not a CodeBuild project name or prefix*')).min(1).optional(),
+        }),
+      )
+      .min(1, 'organization.spokes needs at least one spoke'),
+    /** When set, the hub bus admits the whole organization and spoke roles trust only principals inside it. */
+    organizationId: z.string().regex(/^o-[a-z0-9]{10,32}$/, 'an organization id is o- followed by 10-32 lowercase letters or digits').optional(),
+  })
+  .superRefine((org, ctx) => {
+    // One stack per account+region: a repeat would collide, and the hub's own region is served by the default bus.
+    const seen = new Set<string>();
+    org.spokes.forEach((spoke, index) => {
+      const where = `${spoke.account}/${spoke.region}`;
+      if (spoke.account === org.hub.account && spoke.region === org.hub.region) {
+        ctx.addIssue({ code: 'custom', path: ['spokes', index], message: `spoke ${where} is the hub itself` });
+      }
+      if (seen.has(where)) ctx.addIssue({ code: 'custom', path: ['spokes', index], message: `spoke ${where} is listed twice` });
+      seen.add(where);
+    });
+  });
+export type OrganizationConfig = z.infer<typeof OrganizationSchema>;
+export type SpokeConfig = OrganizationConfig['spokes'][number];
+
 export const PatchlineConfigSchema = z
   .strictObject({
     /** Owner id → contacts. Every owner named in a lineage must be listed here. */
@@ -77,6 +116,10 @@ export const PatchlineConfigSchema = z
     repositories: z.array(z.string().regex(REPOSITORY_PATTERN, 'not an ECR repository name or prefix*')).min(1),
     /** Days a (digest, CVE, kind) alert is not repeated. */
     alertDedupDays: z.number().int().min(1).max(365).default(7),
+    /** Operations contact: subscribed by email to the ops topic that every alarm notifies. */
+    ops: z.strictObject({ email: z.email().optional() }).optional(),
+    /** Hub-and-spoke deployment across accounts/regions; absent: a single-account deployment. */
+    organization: OrganizationSchema.optional(),
   })
   .strict();
 

@@ -1,7 +1,9 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient, SendTaskFailureCommand, SendTaskSuccessCommand, TaskDoesNotExist, TaskTimedOut, InvalidToken } from '@aws-sdk/client-sfn';
+import type { Policy } from '../domain/policy';
 import { CampaignStore } from '../store/campaign-store';
 import { DynamoLineageStore } from '../store/dynamo-lineage-store';
+import type { AlertDedupStore, ExceptionStore, FindingStore } from '../store/finding-store';
 import { LineageStore } from '../store/lineage-store';
 import { SemaphoreStore } from '../store/semaphore-store';
 
@@ -13,6 +15,11 @@ export interface HandlerDependencies {
   readonly taskTokens: TaskTokenCallbacks;
   readonly defaultBuildSeconds: number;
   readonly now: () => Date;
+  /** finding-received only: findings with their history, approved exceptions, alert dedup, the vulnerability policy. */
+  readonly findings?: FindingStore;
+  readonly exceptions?: ExceptionStore;
+  readonly alertDedup?: AlertDedupStore;
+  readonly findingPolicy?: Policy;
 }
 
 export interface TaskTokenCallbacks {
