@@ -45,9 +45,14 @@ export function describeIssues(error: z.ZodError, raw: unknown): string[] {
   return error.issues.slice(0, 5).map((issue) => {
     let value: unknown = raw;
     for (const key of issue.path) value = value !== null && typeof value === 'object' ? (value as Record<PropertyKey, unknown>)[key] : undefined;
-    const shown = value === undefined ? 'missing' : JSON.stringify(value).slice(0, 80);
+    const shown = value === undefined ? 'missing' : escapeForLog(JSON.stringify(value) ?? String(value)).slice(0, 80);
     return `${issue.path.join('.') || '(event)'}: ${issue.message} (got ${shown})`;
   });
+}
+
+/** Non-ASCII (bidi overrides, zero-width characters, lookalikes) is shown as \u escapes: a log line cannot be spoofed. */
+function escapeForLog(text: string): string {
+  return text.replace(/[^\x20-\x7e]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 }
 
 export function parseEcrPushEvent(raw: unknown): ImagePush {
