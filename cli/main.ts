@@ -9,7 +9,9 @@ import { demoCommand } from './commands/demo';
 import { exceptionAddCommand, exceptionListCommand, exceptionRemoveCommand } from './commands/exception';
 import { gateCommand } from './commands/gate';
 import { lineageImportCommand, lineageScanCommand, lineageShowCommand } from './commands/lineage';
+import { lineageUnownedCommand } from './commands/unowned';
 import { planCommand } from './commands/plan';
+import { reportCommand } from './commands/report';
 import { simulateCommand } from './commands/simulate';
 
 /** What a command prints, and whether it failed (a non-zero exit without an exception, e.g. a partial scan). */
@@ -52,6 +54,12 @@ export const COMMANDS: readonly CommandSpec[] = [
       { flags: '--build-arg <name=value>', description: 'ARG value for FROM lines (repeatable)', repeatable: true },
     ],
     run: ([dir], o) => lineageScanCommand(dir, { table: o.table as string | undefined, dryRun: Boolean(o.dryRun), buildArg: o.buildArg as string[] | undefined }),
+  },
+  {
+    name: 'lineage unowned',
+    description: 'the images without an owner, with their tier and where they were learned from',
+    options: [TABLE_OPTION, { flags: '--all', description: 'include external (upstream) images' }, { flags: '--json', description: 'print [{"image", "tier", "learnedFrom", "notes"}]' }],
+    run: (_args, o) => lineageUnownedCommand({ table: o.table as string | undefined, all: Boolean(o.all), json: Boolean(o.json) }),
   },
   {
     name: 'plan',
@@ -97,6 +105,12 @@ export const COMMANDS: readonly CommandSpec[] = [
     args: ['<id>'],
     options: [TABLE_OPTION],
     run: ([id], o) => campaignShowCommand(id, { table: o.table as string | undefined }),
+  },
+  {
+    name: 'report',
+    description: 'the posture per owner and for the organization: open findings, oldest unpatched, drift, exceptions, campaigns, MTTR',
+    options: [TABLE_OPTION, { flags: '--format <format>', description: 'md, json or html', default: 'md' }, { flags: '--from <file>', description: 'a posture snapshot file (examples/posture.json) instead of the store' }],
+    run: (_args, o) => reportCommand({ format: o.format as string, from: o.from as string | undefined, table: o.table as string | undefined }),
   },
   {
     name: 'demo',

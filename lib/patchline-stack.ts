@@ -17,7 +17,10 @@ import { KeyPrefix, TableKeys } from '../lambdas/store/table';
 import { FINDING_WORKFLOW_ID, FindingWorkflow } from './finding-workflow';
 import { PatchlineObservability } from './observability';
 import { HubEventBus } from './hub-event-bus';
+import { LineageDiscovery } from './lineage-discovery';
 import { PatchlineFunction } from './patchline-function';
+import { RESCAN_WORKFLOW_ID, RescanWorkflow } from './rescan-workflow';
+import { SCAN_COMPLETED_WORKFLOW_ID, ScanCompletedWorkflow } from './scan-completed-workflow';
 import { grantTableData } from './table-access';
 
 export interface PatchlineStackProps extends StackProps {
@@ -104,6 +107,7 @@ export class PatchlineStack extends Stack {
       TABLE_NAME: this.table.tableName,
       REBUILD_CONCURRENCY: String(config.rebuild.concurrency),
       DEFAULT_BUILD_SECONDS: String(config.rebuild.defaultBuildSeconds),
+      SETTLE_WINDOW_SECONDS: String(config.rebuild.settleWindowSeconds),
     };
     const fn = (id: string, handler: string): PatchlineFunction =>
       new PatchlineFunction(this, id, { handler, environment, deadLetterQueue: this.deadLetterQueue });
@@ -111,10 +115,11 @@ export class PatchlineStack extends Stack {
     const acquireSlotFn = fn('AcquireSlotFunction', 'acquire-slot');
     const releaseSlotFn = fn('ReleaseSlotFunction', 'release-slot');
     const recordFailureFn = fn('RecordBuildFailureFunction', 'record-build-failure');
-    for (const f of [imagePushedFn, acquireSlotFn, releaseSlotFn, recordFailureFn]) grantTableData(this.table, this.key, f);
+    const resolveSettledFn = fn('ResolveSettledRebuildFunction', 'resolve-settled-rebuild');
+    for (const f of [imagePushedFn, acquireSlotFn, releaseSlotFn, recordFailureFn, resolveSettledFn]) grantTableData(this.table, this.key, f);
 
-    this.rebuildImage = this.buildRebuildWorkflow(config, { acquireSlotFn, releaseSlotFn, recordFailureFn });
-    this.imagePushed = this.buildImagePushedWorkflow(imagePushedFn);
+    this.rebuildImage = this.buildRebuildWorkflow(config, { acquireSlotFn, releaseSlotFn, recordFailureFn, resolveSettledFn });
+    this.imagePushed = this.buildImagePushedWorkflow(imagePushedFn, config);
     // The semaphore wakes parked rebuilds with their task tokens. The ARN is built from the fixed name: a reference
     // to the state machine would make it depend on the functions that it invokes, a cycle.
     const rebuildArn = this.formatArn({ service: 'states', resource: 'stateMachine', resourceName: this.rebuildWorkflowName, arnFormat: ArnFormat.COLON_RESOURCE_NAME });
@@ -147,6 +152,8 @@ export class PatchlineStack extends Stack {
     });
 
     new FindingWorkflow(this, FINDING_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, functionFactory: fn });
+    new RescanWorkflow(this, RESCAN_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage });
+    new ScanCompletedWorkflow(this, SCAN_COMPLETED_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, functionFactory: fn });
 
     if (config.organization) new HubEventBus(this, 'HubEventBus', { organization: config.organization });
 
@@ -154,9 +161,24 @@ export class PatchlineStack extends Stack {
     new PatchlineObservability(this, 'Observability', { config, key: this.key });
   }
 
-  /** image-pushed (Express): validate and decide (Lambda) → one rebuild-image execution per child, named deterministically. */
-  private buildImagePushedWorkflow(decideFn: PatchlineFunction): sfn.StateMachine {
+  /**
+   * image-pushed (Express): learn the declared parent (Lambda) → validate and decide (Lambda) → one rebuild-image
+   * execution per child, named deterministically.
+   */
+  private buildImagePushedWorkflow(decideFn: PatchlineFunction, config: PatchlineConfig): sfn.StateMachine {
     const deadLetter = this.deadLetterState('ImagePushed');
+    // First, so a child learned from this push is in the lineage; a failure is recorded in $.learned and the cascade
+    // goes on. Only an invalid event is dead-lettered (DecideRebuilds would refuse it too).
+    const discovery = new LineageDiscovery(this, 'LineageDiscovery', { config, table: this.table, tableKey: this.key, deadLetterQueue: this.deadLetterQueue });
+    const learn = new tasks.LambdaInvoke(this, 'LearnLineage', {
+      lambdaFunction: discovery.function,
+      payloadResponseOnly: true,
+      resultPath: '$.learned',
+      retryOnServiceExceptions: true,
+    });
+    learn.addCatch(deadLetter, { errors: ['InvalidEventError'], resultPath: '$.error' });
+    const learnFailed = new sfn.Pass(this, 'LearnLineageFailed');
+    learn.addCatch(learnFailed, { errors: ['States.ALL'], resultPath: '$.learned' });
     const decide = new tasks.LambdaInvoke(this, 'DecideRebuilds', {
       lambdaFunction: decideFn,
       payloadResponseOnly: true,
@@ -178,11 +200,12 @@ export class PatchlineStack extends Stack {
 
     const startAll = new sfn.Map(this, 'StartRebuilds', { itemsPath: '$.decision.starts', maxConcurrency: 10, resultPath: sfn.JsonPath.DISCARD });
     startAll.itemProcessor(startRebuild);
+    learnFailed.next(decide);
 
     const logGroup = new logs.LogGroup(this, 'ImagePushedLogs', { retention: logs.RetentionDays.THREE_MONTHS });
     return new sfn.StateMachine(this, WorkflowId.IMAGE_PUSHED, {
       stateMachineType: sfn.StateMachineType.EXPRESS,
-      definitionBody: sfn.DefinitionBody.fromChainable(decide.next(startAll)),
+      definitionBody: sfn.DefinitionBody.fromChainable(learn.next(decide.next(startAll))),
       tracingEnabled: true,
       logs: { destination: logGroup, level: sfn.LogLevel.ALL, includeExecutionData: true },
       timeout: Duration.minutes(5),
@@ -195,7 +218,7 @@ export class PatchlineStack extends Stack {
    */
   private buildRebuildWorkflow(
     config: PatchlineConfig,
-    fns: { acquireSlotFn: PatchlineFunction; releaseSlotFn: PatchlineFunction; recordFailureFn: PatchlineFunction },
+    fns: { acquireSlotFn: PatchlineFunction; releaseSlotFn: PatchlineFunction; recordFailureFn: PatchlineFunction; resolveSettledFn: PatchlineFunction },
   ): sfn.StateMachine {
     const memberKey = {
       [TableKeys.PARTITION_KEY]: tasks.DynamoAttributeValue.fromString(sfn.JsonPath.format(`${KeyPrefix.CAMPAIGN}{}`, sfn.JsonPath.stringAt('$.campaignId'))),
@@ -310,7 +333,20 @@ export class PatchlineStack extends Stack {
     const notPending = release('ReleaseSlotNotPending').next(new sfn.Succeed(this, 'AlreadyHandled'));
     markBuilding.addCatch(notPending, { errors: ['DynamoDB.ConditionalCheckFailedException'], resultPath: '$.error' });
 
-    const definition = acquire
+    // A child of a pushed root waits out the campaign's settle window (a Wait costs nothing while it waits), then
+    // re-reads the root's latest digest: pushes inside the window coalesce into this one build, none is lost.
+    const resolveSettled = new tasks.LambdaInvoke(this, 'ResolveSettledBase', {
+      lambdaFunction: fns.resolveSettledFn,
+      payloadResponseOnly: true,
+      retryOnServiceExceptions: true,
+    });
+    const settleWindow = new sfn.Wait(this, 'SettleWindow', { time: sfn.WaitTime.timestampPath('$.settle.until') });
+    const settling = new sfn.Choice(this, 'SettleWindowOpen')
+      .when(sfn.Condition.isPresent('$.settle'), settleWindow.next(resolveSettled).next(acquire))
+      .otherwise(acquire);
+
+    const definition = settling;
+    acquire
       .next(markBuilding)
       .next(putMarker)
       .next(startBuild)

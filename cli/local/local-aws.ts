@@ -49,7 +49,7 @@ export class LocalCodeBuild {
 
   public constructor(
     private readonly calls: RecordedCall[],
-    private readonly push: (repository: string, digest: string, tag: string) => void,
+    private readonly push: (repository: string, digest: string, tag: string, baseImage?: string) => void,
     private readonly behaviour: BuildBehaviour = {},
   ) {}
 
@@ -88,7 +88,7 @@ export class LocalCodeBuild {
         throw new CodeBuildStandInError('States.TaskFailed', JSON.stringify({ Build: { Id: buildId, BuildStatus: 'FAILED', ProjectName: project } }));
       }
       // The buildspec's `docker push` happens before the build reports success.
-      this.push(image, pushedDigest!, 'patchline-rebuild');
+      this.push(image, pushedDigest!, 'patchline-rebuild', env.get('BASE_IMAGE'));
       return { Build: { Id: buildId, BuildStatus: 'SUCCEEDED', ProjectName: project } };
     } finally {
       this.running -= 1;

@@ -5,9 +5,14 @@ import { ImageNode } from '../../lambdas/domain/lineage';
 import { makeAcquireSlotHandler } from '../../lambdas/handlers/acquire-slot';
 import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
 import { makeImagePushedHandler } from '../../lambdas/handlers/image-pushed';
+import { learnLineageDependencies, makeLearnLineageHandler } from '../../lambdas/handlers/learn-lineage';
 import { findingReceivedDependencies, makeFindingReceivedHandler } from '../../lambdas/handlers/finding-received';
 import { makeRecordBuildFailureHandler } from '../../lambdas/handlers/record-build-failure';
 import { makeReleaseSlotHandler } from '../../lambdas/handlers/release-slot';
+import { makeRegistryRescanHandler } from '../../lambdas/handlers/registry-rescan';
+import { makeUpstreamWatchHandler } from '../../lambdas/handlers/upstream-watch';
+import { makeResolveSettledRebuildHandler } from '../../lambdas/handlers/resolve-settled-rebuild';
+import { makeScanCompletedHandler } from '../../lambdas/handlers/scan-completed';
 import { CampaignStore } from '../../lambdas/store/campaign-store';
 import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { SemaphoreState, SemaphoreStore } from '../../lambdas/store/semaphore-store';
@@ -15,6 +20,8 @@ import { PATCHLINE_HANDLER_METADATA } from '../../lib/patchline-function';
 import { createPatchlineTable, DynamoDbEmulator, startDynamoDbEmulator } from './dynamodb-emulator';
 import { matchesEventPattern } from './event-pattern';
 import { BuildBehaviour, BuildRecord, DeadLetter, LocalCodeBuild, LocalDeadLetterQueue, LocalSns, RecordedCall } from './local-aws';
+import { LocalEcr } from './local-ecr';
+import { bindLocalScanners, localScannersFor } from './local-scanners';
 import { ExecutionRecord, LocalStepFunctions, TaskContext } from './local-step-functions';
 import { CfnTemplate, LOCAL_ACCOUNT, LOCAL_REGION, synthesizeTemplate, TemplateResolver } from './synthesized-template';
 
@@ -27,6 +34,11 @@ const HANDLER_FACTORIES: Record<string, (deps: HandlerDependencies) => LambdaHan
   'release-slot': makeReleaseSlotHandler,
   'record-build-failure': makeRecordBuildFailureHandler,
   'finding-received': makeFindingReceivedHandler,
+  'registry-rescan': (deps) => makeRegistryRescanHandler(deps, localScannersFor(deps)),
+  'upstream-watch': (deps) => makeUpstreamWatchHandler(deps, localScannersFor(deps)),
+  'resolve-settled-rebuild': makeResolveSettledRebuildHandler,
+  'scan-completed': makeScanCompletedHandler,
+  'learn-lineage': makeLearnLineageHandler,
 };
 
 export interface LocalRuntimeOptions {
@@ -73,6 +85,7 @@ export class LocalRuntime {
   public readonly calls: RecordedCall[] = [];
   public readonly routed: RoutedEvent[] = [];
   public readonly codebuild: LocalCodeBuild;
+  public readonly ecr: LocalEcr;
   public readonly sns: LocalSns;
   public readonly deadLetters: LocalDeadLetterQueue;
   public readonly stepFunctions: LocalStepFunctions;
@@ -95,7 +108,11 @@ export class LocalRuntime {
     this.resolver = new TemplateResolver(template, tableName);
     this.sns = new LocalSns(this.calls);
     this.deadLetters = new LocalDeadLetterQueue(this.calls);
-    this.codebuild = new LocalCodeBuild(this.calls, (repository, digest, tag) => this.send(this.pushEvent(repository, digest, tag)), options.builds);
+    this.ecr = new LocalEcr(this.calls);
+    this.codebuild = new LocalCodeBuild(this.calls, (repository, digest, tag, baseImage) => {
+      this.ecr.recordBuild(repository, digest, baseImage);
+      this.send(this.pushEvent(repository, digest, tag));
+    }, options.builds);
     this.stepFunctions = new LocalStepFunctions((task, input) => this.dispatch(task, input));
     const client = dynamo.client;
     this.deps = {
@@ -107,9 +124,12 @@ export class LocalRuntime {
         fail: async (token, error, cause) => this.stepFunctions.sendTaskFailure(token, error, cause),
       },
       defaultBuildSeconds: options.config.rebuild.defaultBuildSeconds,
+      settleWindowSeconds: options.config.rebuild.settleWindowSeconds,
       now: () => new Date(),
       ...findingReceivedDependencies({ client, tableName, config: options.config }),
+      ...learnLineageDependencies({ client, tableName, ecr: this.ecr, knownOwners: Object.keys(options.config.owners), buildProjects: options.config.rebuild.projects }),
     };
+    bindLocalScanners(this.deps, { client, tableName, config: options.config });
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
       if (resource.Type === 'AWS::Lambda::Function') {
         const handlerName = resource.Metadata?.[PATCHLINE_HANDLER_METADATA] as string | undefined;

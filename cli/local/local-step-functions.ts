@@ -68,6 +68,8 @@ export class LocalStepFunctions {
   private readonly running = new Set<Promise<unknown>>();
   private readonly tokens = new Map<string, { resolve: (output: unknown) => void; reject: (error: Error) => void }>();
   private readonly listeners: Array<(execution: ExecutionRecord) => void> = [];
+  /** How long every Wait state waits locally (settle windows, scan settling are minutes in AWS), in milliseconds. */
+  public waitMillis = 0;
 
   public constructor(private readonly dispatch: (task: TaskContext, input: unknown, parameters: { resource: string }) => Promise<unknown>) {}
 
@@ -174,10 +176,11 @@ export class LocalStepFunctions {
         this.dispatch({ stateName, resource, executionArn: record.arn, executionName: record.name, taskToken }, input, { resource });
     }
     const retryIntervalOverrides = Object.fromEntries([...collectRetryStates(machine.definition)].map((s) => [s, 1]));
+    const waitTimeOverrides = Object.fromEntries([...walkStates(machine.definition)].filter(([, s]) => s.Type === 'Wait').map(([name]) => [name, this.waitMillis]));
     const stateMachine = new StateMachine(machine.definition as never, { validationOptions: { checkArn: true, checkPaths: true } });
     const startTime = record.startedAt;
     const execution = stateMachine.run(record.input as never, {
-      overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides },
+      overrides: { taskResourceLocalHandlers: handlers as never, retryIntervalOverrides, waitTimeOverrides },
       context: {
         Execution: { Id: record.arn, Name: record.name, Input: record.input as never, StartTime: startTime },
         StateMachine: { Id: machine.arn, Name: machine.name },

@@ -4,6 +4,9 @@ import { ParentEdge, ParentRole, Tier } from './lineage';
 export const CampaignTrigger = { PUSH: 'push', FINDING: 'finding', UPSTREAM: 'upstream' } as const;
 export type CampaignTrigger = (typeof CampaignTrigger)[keyof typeof CampaignTrigger];
 
+export const CampaignStatus = { RUNNING: 'running', SUPERSEDED: 'superseded' } as const;
+export type CampaignStatus = (typeof CampaignStatus)[keyof typeof CampaignStatus];
+
 export const MemberState = {
   PENDING: 'pending',
   BUILDING: 'building',
@@ -11,6 +14,10 @@ export const MemberState = {
   FAILED: 'failed',
   SKIPPED: 'skipped',
   VERIFIED: 'verified',
+  /** Rebuilt, rescanned, and a CVE that triggered the campaign is still there (its owner is alerted). */
+  STILL_VULNERABLE: 'still-vulnerable',
+  /** Never built here: a newer digest of the root started a campaign that rebuilds it instead. */
+  SUPERSEDED: 'superseded',
 } as const;
 export type MemberState = (typeof MemberState)[keyof typeof MemberState];
 
@@ -56,6 +63,11 @@ export interface RebuildRequest {
   readonly executionName: string;
   /** Longest estimated chain of build seconds from this image down (critical path): the slot priority. */
   readonly priority: number;
+  /**
+   * Set on the root's own children while the campaign's settle window is open: the execution waits until `until`,
+   * then re-pins `rootUri` to the root's latest digest before it asks for a slot.
+   */
+  readonly settle?: { readonly until: string; readonly rootImage: string; readonly rootUri: string };
 }
 
 export interface RebuildDecision {
@@ -124,4 +136,70 @@ export function decideRebuilds(input: DecideRebuildsInput): RebuildDecision {
   // Highest priority first: while slots are free, the first to ask for one gets it.
   decision.start.sort((a, b) => b.priority - a.priority);
   return decision;
+}
+
+/** The campaign a root image's pushes currently feed, kept on the root image (`IMG#<root>`, sk `CAMPAIGN`). */
+export interface RootCampaignPointer {
+  readonly rootImage: string;
+  readonly campaignId: string;
+  /** The latest digest pushed into it (a coalesced push moves it). */
+  readonly rootDigest: string;
+  /** When that digest was pushed (the ECR event time). */
+  readonly pushedAt: string;
+  /** While the settle window is open (now < settlesAt) further pushes coalesce; absent with a zero window. */
+  readonly settlesAt?: string;
+}
+
+export const RootPushKind = {
+  /** The pointer's own digest again (a duplicated or replayed event): carry on in its campaign. */
+  REPLAY: 'replay',
+  /** Pushed before the pointer's digest (an event delivered late): a newer digest already has a campaign. */
+  STALE: 'stale',
+  /** Inside the open settle window: the campaign not yet started takes this digest instead. */
+  COALESCE: 'coalesce',
+  /** A new campaign; the pointer's campaign, if any, is superseded by it. */
+  NEW: 'new',
+} as const;
+export type RootPushKind = (typeof RootPushKind)[keyof typeof RootPushKind];
+
+/**
+ * What a push of a campaign root (an image pushed outside any rebuild) does, given the root's current campaign. The
+ * window is measured by arrival (`now`), not by the event's time: the waiting rebuilds re-read the root digest when
+ * it closes, so a push that arrives later must start its own campaign, however early it was pushed.
+ */
+export function classifyRootPush(pointer: RootCampaignPointer | undefined, push: { digest: string; pushedAt: string }, now: Date): RootPushKind {
+  if (!pointer) return RootPushKind.NEW;
+  if (pointer.rootDigest === push.digest) return RootPushKind.REPLAY;
+  if (Date.parse(push.pushedAt) < Date.parse(pointer.pushedAt)) return RootPushKind.STALE;
+  if (pointer.settlesAt !== undefined && now.getTime() < Date.parse(pointer.settlesAt)) return RootPushKind.COALESCE;
+  return RootPushKind.NEW;
+}
+
+/** When the settle window of a campaign opened at `now` closes; undefined for a zero window (start at once). */
+export function settleDeadline(now: Date, windowSeconds: number): string | undefined {
+  return windowSeconds > 0 ? new Date(now.getTime() + windowSeconds * 1000).toISOString() : undefined;
+}
+
+/**
+ * Re-pins every reference to the root (`<rootUri>@<digest>`) to the root's latest digest: what a rebuild that waited
+ * out the settle window builds from. Other parents keep their pins.
+ */
+export function repinRoot(references: readonly string[], rootUri: string, latestDigest: string): string[] {
+  return references.map((ref) => (ref === rootUri || ref.startsWith(`${rootUri}@`) ? `${rootUri}@${latestDigest}` : ref));
+}
+
+export const VerificationVerdict = { VERIFIED: 'verified', STILL_VULNERABLE: 'still-vulnerable' } as const;
+export type VerificationVerdict = (typeof VerificationVerdict)[keyof typeof VerificationVerdict];
+
+/**
+ * Whether a rescanned rebuild still carries the CVEs that triggered its campaign: any of them ACTIVE on the rebuilt
+ * digest means still vulnerable. A campaign started by a push (no CVEs) is verified by the scan having completed.
+ */
+export function verifyRebuild<F extends { vulnerabilityId: string; status: string }>(
+  triggering: readonly string[],
+  findingsOfRebuiltDigest: readonly F[],
+): { verdict: VerificationVerdict; remaining: F[] } {
+  const wanted = new Set(triggering);
+  const remaining = findingsOfRebuiltDigest.filter((f) => f.status === 'ACTIVE' && wanted.has(f.vulnerabilityId));
+  return { verdict: remaining.length > 0 ? VerificationVerdict.STILL_VULNERABLE : VerificationVerdict.VERIFIED, remaining };
 }

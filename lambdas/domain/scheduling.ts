@@ -202,7 +202,7 @@ export function pickNextWaiter(waiters: readonly Waiter[]): Waiter | undefined {
 /**
  * How a state shows up in an execution's history. Each kind has a fixed event count (Step Functions history):
  * `task` Entered, Scheduled, Started, Succeeded|Failed, Exited; `task-sync` and `task-token` add Submitted;
- * `pass`/`choice`/`succeed`/`fail` Entered, Exited (a Fail state: Entered only, then ExecutionFailed).
+ * `pass`/`choice`/`wait`/`succeed`/`fail` Entered, Exited (a Fail state: Entered only, then ExecutionFailed).
  */
 export const ExecutionStateKind = {
   TASK: 'task',
@@ -210,6 +210,7 @@ export const ExecutionStateKind = {
   TASK_TOKEN: 'task-token',
   PASS: 'pass',
   CHOICE: 'choice',
+  WAIT: 'wait',
   SUCCEED: 'succeed',
   FAIL: 'fail',
 } as const;
@@ -221,6 +222,7 @@ const HISTORY_EVENTS_PER_STATE: Record<ExecutionStateKind, number> = {
   'task-token': 6,
   pass: 2,
   choice: 2,
+  wait: 2,
   succeed: 2,
   fail: 1,
 };
@@ -236,7 +238,7 @@ export interface ExecutionState {
   readonly maxRetries?: number;
 }
 
-export const RebuildPath = { REBUILT: 'rebuilt', BUILD_FAILED: 'buildFailed', ALREADY_HANDLED: 'alreadyHandled' } as const;
+export const RebuildPath = { REBUILT: 'rebuilt', SETTLED_REBUILT: 'settledRebuilt', BUILD_FAILED: 'buildFailed', ALREADY_HANDLED: 'alreadyHandled' } as const;
 export type RebuildPath = (typeof RebuildPath)[keyof typeof RebuildPath];
 
 /** CDK's LambdaInvoke `retryOnServiceExceptions`: six retries on Lambda service errors. */
@@ -244,6 +246,8 @@ const LAMBDA_SERVICE_RETRIES = 6;
 /** StartBuild's retry budget on CodeBuild throttling. */
 const START_BUILD_THROTTLING_RETRIES = 8;
 
+/** Every execution starts by asking whether it waits out a settle window (only a pushed root's children do). */
+const settleWindowOpen: ExecutionState = { name: 'SettleWindowOpen', kind: ExecutionStateKind.CHOICE };
 const acquireSlot: ExecutionState = { name: 'AcquireSlot', kind: ExecutionStateKind.TASK_TOKEN, maxRetries: LAMBDA_SERVICE_RETRIES };
 const markBuilding: ExecutionState = { name: 'MarkBuilding', kind: ExecutionStateKind.TASK };
 const startBuild: ExecutionState = { name: 'StartBuild', kind: ExecutionStateKind.TASK_SYNC, maxRetries: START_BUILD_THROTTLING_RETRIES };
@@ -256,6 +260,20 @@ const releaseSlot = (name: string): ExecutionState => ({ name, kind: ExecutionSt
  */
 export const REBUILD_EXECUTION_STATES: Readonly<Record<RebuildPath, readonly ExecutionState[]>> = {
   rebuilt: [
+    settleWindowOpen,
+    acquireSlot,
+    markBuilding,
+    { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
+    startBuild,
+    releaseSlot('ReleaseSlot'),
+    { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
+    { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },
+  ],
+  // A pushed root's child: waits out the settle window, re-pins the root's latest digest, then as `rebuilt`.
+  settledRebuilt: [
+    settleWindowOpen,
+    { name: 'SettleWindow', kind: ExecutionStateKind.WAIT },
+    { name: 'ResolveSettledBase', kind: ExecutionStateKind.TASK, maxRetries: LAMBDA_SERVICE_RETRIES },
     acquireSlot,
     markBuilding,
     { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
@@ -265,6 +283,7 @@ export const REBUILD_EXECUTION_STATES: Readonly<Record<RebuildPath, readonly Exe
     { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },
   ],
   buildFailed: [
+    settleWindowOpen,
     acquireSlot,
     markBuilding,
     { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
@@ -273,7 +292,7 @@ export const REBUILD_EXECUTION_STATES: Readonly<Record<RebuildPath, readonly Exe
     { name: 'RecordBuildFailure', kind: ExecutionStateKind.TASK, maxRetries: LAMBDA_SERVICE_RETRIES },
     { name: 'BuildFailed', kind: ExecutionStateKind.FAIL },
   ],
-  alreadyHandled: [acquireSlot, markBuilding, releaseSlot('ReleaseSlotNotPending'), { name: 'AlreadyHandled', kind: ExecutionStateKind.SUCCEED }],
+  alreadyHandled: [settleWindowOpen, acquireSlot, markBuilding, releaseSlot('ReleaseSlotNotPending'), { name: 'AlreadyHandled', kind: ExecutionStateKind.SUCCEED }],
 };
 
 /** Billed state transitions of one execution along `states`: one per state entered (retries are not transitions). */

@@ -14,6 +14,8 @@ export interface HandlerDependencies {
   readonly semaphore: SemaphoreStore;
   readonly taskTokens: TaskTokenCallbacks;
   readonly defaultBuildSeconds: number;
+  /** Pushes of one root image inside this many seconds coalesce into one campaign; @default 0 (none). */
+  readonly settleWindowSeconds?: number;
   readonly now: () => Date;
   /** finding-received only: findings with their history, approved exceptions, alert dedup, the vulnerability policy. */
   readonly findings?: FindingStore;
@@ -71,6 +73,7 @@ export function dependenciesFromEnvironment(): HandlerDependencies {
       semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: Number(requireEnv('REBUILD_CONCURRENCY')) }),
       taskTokens: sfnTaskTokenCallbacks(new SFNClient({})),
       defaultBuildSeconds: Number(process.env.DEFAULT_BUILD_SECONDS ?? '600'),
+      settleWindowSeconds: Number(process.env.SETTLE_WINDOW_SECONDS ?? '0'),
       now: () => new Date(),
     };
   }

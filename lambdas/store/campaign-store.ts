@@ -1,6 +1,7 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
-import { CampaignTrigger, MemberState } from '../domain/campaign';
+import { CampaignStatus, CampaignTrigger, MemberState, RootCampaignPointer } from '../domain/campaign';
+import { ESTIMATE_HISTORY_WINDOW } from '../domain/scheduling';
 import { KeyPrefix, TableKeys } from './table';
 
 export interface CampaignRecord {
@@ -13,6 +14,12 @@ export interface CampaignRecord {
   readonly startedAt: string;
   readonly memberCount: number;
   readonly vulnerabilityIds?: readonly string[];
+  /** Absent means running. */
+  readonly status?: CampaignStatus;
+  /** The campaign that took over its unbuilt members. */
+  readonly supersededBy?: string;
+  /** Digests of the root that coalesced into it during its settle window, in arrival order. */
+  readonly coalescedDigests?: readonly string[];
 }
 
 export interface MemberRecord {
@@ -33,6 +40,14 @@ export interface MemberRecord {
 const META = 'META';
 const MEMBER = 'M#';
 const BUILDING = 'BUILDING';
+/** On the root image: the campaign its pushes feed (settle window, supersede). */
+const ROOT_CAMPAIGN = 'CAMPAIGN';
+/** On an image: its recent rebuild durations (critical-path estimates). */
+const BUILD_DURATIONS = 'BUILD_DURATIONS';
+/** On an image: which campaign rebuilt a digest (the rescan of that digest verifies the campaign's CVEs). */
+const BUILT_DIGEST = 'BUILT#';
+/** Durations kept per image: twice what an estimate reads, so a few invalid records do not empty it. */
+export const KEPT_BUILD_DURATIONS = ESTIMATE_HISTORY_WINDOW * 2;
 
 export function campaignKey(campaignId: string): string {
   return `${KeyPrefix.CAMPAIGN}${campaignId}`;
@@ -205,6 +220,148 @@ export class CampaignStore {
     } catch (error) {
       if (!(error instanceof ConditionalCheckFailedException)) throw error;
     }
+  }
+
+  /** The campaign a root image's pushes currently feed, if any. */
+  public async rootPointer(rootImage: string): Promise<RootCampaignPointer | undefined> {
+    const out = await this.doc.send(
+      new GetCommand({ TableName: this.props.tableName, Key: { pk: `${KeyPrefix.IMAGE}${rootImage}`, sk: ROOT_CAMPAIGN }, ConsistentRead: true }),
+    );
+    return out.Item ? stripKeys<RootCampaignPointer>(out.Item) : undefined;
+  }
+
+  /**
+   * Points the root at a new campaign, unless another push moved the pointer since `expected` was read (false: read
+   * again and re-decide). Optimistic, so two racing pushes of different digests cannot both open a campaign unseen.
+   */
+  public async claimRoot(pointer: RootCampaignPointer, expected: RootCampaignPointer | undefined): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new PutCommand({
+          TableName: this.props.tableName,
+          Item: { pk: `${KeyPrefix.IMAGE}${pointer.rootImage}`, sk: ROOT_CAMPAIGN, ...pointer },
+          ConditionExpression: expected ? 'campaignId = :c AND rootDigest = :d' : 'attribute_not_exists(pk)',
+          ...(expected && { ExpressionAttributeValues: { ':c': expected.campaignId, ':d': expected.rootDigest } }),
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+
+  /**
+   * A push inside the open settle window: the root's campaign now starts from `digest`. False when the window closed
+   * (or the pointer moved) meanwhile. The campaign record follows; its waiting rebuilds read it when the window closes.
+   */
+  public async coalesce(pointer: RootCampaignPointer, digest: string, pushedAt: string, now: Date): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.props.tableName,
+          Key: { pk: `${KeyPrefix.IMAGE}${pointer.rootImage}`, sk: ROOT_CAMPAIGN },
+          UpdateExpression: 'SET rootDigest = :d, pushedAt = :p',
+          ConditionExpression: 'campaignId = :c AND rootDigest = :old AND settlesAt > :now',
+          ExpressionAttributeValues: { ':d': digest, ':p': pushedAt, ':c': pointer.campaignId, ':old': pointer.rootDigest, ':now': now.toISOString() },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+    await this.doc.send(
+      new UpdateCommand({
+        TableName: this.props.tableName,
+        Key: { pk: campaignKey(pointer.campaignId), sk: META },
+        UpdateExpression: 'SET rootDigest = :d, coalescedDigests = list_append(if_not_exists(coalescedDigests, :empty), :ds)',
+        // Never a META without the campaign: the caller creates the campaign first.
+        ConditionExpression: 'attribute_exists(pk)',
+        ExpressionAttributeValues: { ':d': digest, ':ds': [digest], ':empty': [] },
+      }),
+    );
+    return true;
+  }
+
+  /**
+   * Marks `campaignId` superseded by `by` and moves its pending members to superseded (idempotent). Building members
+   * are left alone: their builds finish in the old campaign. Returns the members superseded now.
+   */
+  public async supersede(campaignId: string, by: string, reason: string, at = new Date().toISOString()): Promise<string[]> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.props.tableName,
+          Key: { pk: campaignKey(campaignId), sk: META },
+          UpdateExpression: 'SET #status = :s, supersededBy = :by, finishedAt = if_not_exists(finishedAt, :at)',
+          ConditionExpression: 'attribute_exists(pk)',
+          ExpressionAttributeNames: { '#status': 'status' },
+          ExpressionAttributeValues: { ':s': CampaignStatus.SUPERSEDED, ':by': by, ':at': at },
+        }),
+      );
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return [];
+      throw error;
+    }
+    const moved: string[] = [];
+    for (const member of await this.members(campaignId)) {
+      if (member.state !== MemberState.PENDING) continue;
+      if (await this.transition(campaignId, member.image, [MemberState.PENDING], MemberState.SUPERSEDED, { reason }, at)) moved.push(member.image);
+    }
+    return moved;
+  }
+
+  /** Records which campaign rebuilt `digest` of `image`. */
+  public async recordBuiltDigest(image: string, digest: string, campaignId: string, at: string): Promise<void> {
+    await this.doc.send(
+      new PutCommand({ TableName: this.props.tableName, Item: { pk: `${KeyPrefix.IMAGE}${image}`, sk: `${BUILT_DIGEST}${digest}`, image, digest, campaignId, builtAt: at } }),
+    );
+  }
+
+  /** The campaign that rebuilt `digest` of `image`, when a campaign did. */
+  public async builtBy(image: string, digest: string): Promise<{ campaignId: string; builtAt: string } | undefined> {
+    const out = await this.doc.send(new GetCommand({ TableName: this.props.tableName, Key: { pk: `${KeyPrefix.IMAGE}${image}`, sk: `${BUILT_DIGEST}${digest}` } }));
+    return out.Item ? { campaignId: out.Item.campaignId as string, builtAt: out.Item.builtAt as string } : undefined;
+  }
+
+  /** Appends a rebuild duration to the image's record, keeping the last KEPT_BUILD_DURATIONS. */
+  public async recordBuildDuration(image: string, seconds: number): Promise<void> {
+    const key = { pk: `${KeyPrefix.IMAGE}${image}`, sk: BUILD_DURATIONS };
+    for (let attempt = 0; attempt < 5; attempt++) {
+      const out = await this.doc.send(new GetCommand({ TableName: this.props.tableName, Key: key, ConsistentRead: true }));
+      const previous = (out.Item?.durations as number[] | undefined) ?? [];
+      const revision = Number(out.Item?.revision ?? 0);
+      try {
+        await this.doc.send(
+          new PutCommand({
+            TableName: this.props.tableName,
+            Item: { ...key, image, durations: [...previous, seconds].slice(-KEPT_BUILD_DURATIONS), revision: revision + 1 },
+            // Two builds of one image ending together must not drop one another's duration.
+            ConditionExpression: out.Item ? 'revision = :r' : 'attribute_not_exists(pk)',
+            ...(out.Item && { ExpressionAttributeValues: { ':r': revision } }),
+          }),
+        );
+        return;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException)) throw error;
+      }
+    }
+  }
+
+  /** Recorded rebuild durations (seconds, oldest first) of each image that has any (BatchGet, 100 keys a request). */
+  public async buildDurations(images: readonly string[]): Promise<Map<string, number[]>> {
+    const found = new Map<string, number[]>();
+    const unique = [...new Set(images)];
+    for (let i = 0; i < unique.length; i += 100) {
+      let keys: Record<string, unknown>[] | undefined = unique.slice(i, i + 100).map((image) => ({ pk: `${KeyPrefix.IMAGE}${image}`, sk: BUILD_DURATIONS }));
+      for (let attempt = 0; keys && keys.length > 0; attempt++) {
+        if (attempt > 0) await backoff(attempt);
+        const out = await this.doc.send(new BatchGetCommand({ RequestItems: { [this.props.tableName]: { Keys: keys } } }));
+        for (const item of out.Responses?.[this.props.tableName] ?? []) found.set(item.image as string, (item.durations as number[]) ?? []);
+        keys = out.UnprocessedKeys?.[this.props.tableName]?.Keys as Record<string, unknown>[] | undefined;
+      }
+    }
+    return found;
   }
 
   public async list(limit = 50): Promise<CampaignRecord[]> {

@@ -237,11 +237,13 @@ describe('Function: pickNextWaiter', () => {
 });
 
 describe('Constant: REBUILD_EXECUTION_STATES', () => {
-  it('acquires a slot first and releases it on every path that got one', () => {
+  it('acquires a slot before it marks the image building and releases it on every path that got one', () => {
     for (const states of Object.values(REBUILD_EXECUTION_STATES)) {
       const names = states.map((s) => s.name);
-      expect(names[0]).toBe('AcquireSlot');
-      expect(states[0].kind).toBe(ExecutionStateKind.TASK_TOKEN);
+      const acquire = names.indexOf('AcquireSlot');
+      expect(acquire).toBeGreaterThanOrEqual(0);
+      expect(acquire).toBeLessThan(names.indexOf('MarkBuilding'));
+      expect(states[acquire].kind).toBe(ExecutionStateKind.TASK_TOKEN);
       expect(names.filter((n) => n.startsWith('ReleaseSlot'))).toHaveLength(1);
       const build = names.indexOf('StartBuild');
       if (build >= 0) expect(names.findIndex((n) => n.startsWith('ReleaseSlot'))).toBeGreaterThan(build);

@@ -1,0 +1,291 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { ECRClient } from '@aws-sdk/client-ecr';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { BlobDigestMismatchError, BlobTooLargeError, EcrImages, SdkEcrImages } from '../aws/ecr-images';
+import { parseEcrPushEvent } from '../domain/ecr-push-event';
+import { InvalidImageReferenceError } from '../domain/image-ref';
+import {
+  configDigestOf,
+  DEFAULT_BUILD_PROJECT_TAG_KEY,
+  DEFAULT_OWNER_TAG_KEY,
+  ecrRepositoryArn,
+  fieldsFromRepositoryTags,
+  LearnedSource,
+  learnRuntimeParent,
+  LineageChange,
+  NoPlatformManifestError,
+  OwnerSource,
+  parentKeyOfBase,
+  platformManifestDigest,
+  RepositoryTagPolicy,
+} from '../domain/learned-lineage';
+import { ImageNode, LineageCycleError, ParentRole } from '../domain/lineage';
+import {
+  BaseImage,
+  BaseImageDigestConflictError,
+  InvalidBaseImageAnnotationError,
+  InvalidImageConfigError,
+  InvalidManifestError,
+  MAX_CONFIG_BYTES,
+  NoBaseImageReason,
+  readBaseImage,
+  UnsupportedManifestError,
+} from '../domain/oci-base-image';
+import { LineageTooDeepError } from '../store/dynamo-lineage-store';
+import { DiscoveryStore } from '../store/discovery-store';
+import { ImageKeyTooLongError, TooManyParentsError } from '../store/lineage-store';
+import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
+
+const logger = new Logger({ serviceName: 'patchline-learn-lineage' });
+
+/** What learn-lineage did with a push. */
+export const LearnOutcome = {
+  /** The declared base was stored as the image's runtime parent (the image added or re-parented). */
+  LEARNED: 'learned',
+  /** The declared base is already the runtime parent; only the parent digest (and any tag-read owner) was recorded. */
+  UNCHANGED: 'unchanged',
+  /** Neither the manifest, the index nor the config declares a base. */
+  NOT_DECLARED: 'not-declared',
+  /** ECR has no such image (deleted since, or an event of another account): nothing to read. */
+  IMAGE_NOT_FOUND: 'image-not-found',
+  /** The declaration was refused (hostile value, cycle, bad blob): nothing stored was changed; the reason is recorded. */
+  REFUSED: 'refused',
+} as const;
+export type LearnOutcome = (typeof LearnOutcome)[keyof typeof LearnOutcome];
+
+export interface LearnLineageResult {
+  readonly image: string;
+  readonly digest: string;
+  readonly outcome: LearnOutcome;
+  readonly change: LineageChange | null;
+  readonly parent: string | null;
+  readonly parentDigest: string | null;
+  readonly source: LearnedSource | null;
+  readonly owner: string | null;
+  /** `lineage` when the lineage already named the owner, `repository-tag` when it was read now, null when unowned. */
+  readonly ownerSource: 'lineage' | OwnerSource | null;
+  readonly reason: string | null;
+}
+
+export interface LearnLineageSettings {
+  readonly ecr: EcrImages;
+  readonly discovery: DiscoveryStore;
+  readonly tags: RepositoryTagPolicy;
+}
+
+/** The shared dependencies plus what only learn-lineage needs (kept out of HandlerDependencies, which others own). */
+export type LearnLineageDependencies = HandlerDependencies & { readonly learnLineage?: LearnLineageSettings };
+
+export class MissingLearnLineageDependenciesError extends Error {
+  public readonly code = 'MISSING_LEARN_LINEAGE_DEPENDENCIES';
+  public constructor() {
+    super('learn-lineage needs learnLineage (ECR reader, discovery store, tag policy) in its dependencies');
+    this.name = 'MissingLearnLineageDependenciesError';
+  }
+}
+
+/** learn-lineage's own dependencies, for the Lambda, the local runtime and the tests. */
+export function learnLineageDependencies(props: {
+  client: DynamoDBClient;
+  tableName: string;
+  ecr: EcrImages;
+  ownerTagKey?: string;
+  buildProjectTagKey?: string;
+  knownOwners?: readonly string[];
+  buildProjects?: readonly string[];
+}): { learnLineage: LearnLineageSettings } {
+  return {
+    learnLineage: {
+      ecr: props.ecr,
+      discovery: new DiscoveryStore({ client: props.client, tableName: props.tableName }),
+      tags: {
+        ownerTagKey: props.ownerTagKey || DEFAULT_OWNER_TAG_KEY,
+        buildProjectTagKey: props.buildProjectTagKey || DEFAULT_BUILD_PROJECT_TAG_KEY,
+        ...(props.knownOwners ? { knownOwners: props.knownOwners } : {}),
+        ...(props.buildProjects ? { buildProjects: props.buildProjects } : {}),
+      },
+    },
+  };
+}
+
+/** Refusals of what a pushed image declares: recorded and reported, never retried (the image will not change). */
+const REFUSALS = [
+  InvalidManifestError,
+  UnsupportedManifestError,
+  InvalidImageConfigError,
+  InvalidBaseImageAnnotationError,
+  BaseImageDigestConflictError,
+  InvalidImageReferenceError,
+  NoPlatformManifestError,
+  BlobTooLargeError,
+  BlobDigestMismatchError,
+  LineageCycleError,
+  TooManyParentsError,
+  ImageKeyTooLongError,
+  LineageTooDeepError,
+];
+
+/**
+ * learn-lineage: reads the pushed image's manifest (and, when needed, its platform manifest and config) from ECR, and
+ * when it declares a base stores it as the image's runtime parent and the base digest on the version. An image with no
+ * owner or build project takes them from its repository's tags. Runs before DecideRebuilds, so a push that taught a
+ * new child is already in the lineage when the next push of its parent cascades.
+ */
+export function makeLearnLineageHandler(deps: LearnLineageDependencies): (event: unknown) => Promise<LearnLineageResult> {
+  return async (event) => {
+    const push = parseEcrPushEvent(event);
+    const settings = deps.learnLineage;
+    if (!settings) throw new MissingLearnLineageDependenciesError();
+    const image = push.repository;
+    const at = deps.now().toISOString();
+    const result = (outcome: LearnOutcome, fields: Partial<LearnLineageResult> = {}): LearnLineageResult => ({
+      image,
+      digest: push.digest,
+      outcome,
+      change: null,
+      parent: null,
+      parentDigest: null,
+      source: null,
+      owner: null,
+      ownerSource: null,
+      reason: null,
+      ...fields,
+    });
+    try {
+      const declared = await readDeclaredBase(settings.ecr, image, push.digest);
+      if (!declared) return result(LearnOutcome.IMAGE_NOT_FOUND, { reason: `ECR has no image ${image}@${push.digest}` });
+
+      const existing = await deps.lineage.getImage(image);
+      let node: ImageNode | undefined = existing;
+      let change: LineageChange | null = null;
+      let previousParent: string | undefined;
+      let parent = declared.base ? parentKeyOfBase(declared.base, push) : undefined;
+      if (parent !== undefined) {
+        const learned = learnRuntimeParent(existing, image, parent);
+        node = learned.node;
+        change = learned.change;
+        previousParent = learned.previousParent;
+        // A rebuild pins an external parent by digest: the declared tag stays the parent's key.
+        parent = node.parents.find((p) => p.role === ParentRole.RUNTIME)?.image ?? parent;
+      } else if (declared.base?.digest && existing) {
+        // A digest without a name: it can only be the digest of the runtime parent already known.
+        parent = existing.parents.find((p) => p.role === ParentRole.RUNTIME)?.image;
+      }
+
+      let ownerSource: LearnLineageResult['ownerSource'] = node?.owner ? 'lineage' : null;
+      let fieldsTaken = false;
+      if (node && (!node.owner || !node.build)) {
+        const tags = await settings.ecr.repositoryTags(ecrRepositoryArn(push.account, push.region, image));
+        const fields = fieldsFromRepositoryTags(tags, settings.tags);
+        const owner = node.owner ?? fields.owner;
+        const build = node.build ?? (fields.project ? { project: fields.project } : undefined);
+        fieldsTaken = owner !== node.owner || build !== node.build;
+        if (!node.owner && fields.owner) ownerSource = OwnerSource.REPOSITORY_TAG;
+        node = { ...node, ...(owner ? { owner } : {}), ...(build ? { build } : {}) };
+        if (fields.owner || fields.project || fields.notes.length > 0) {
+          await settings.discovery.recordTagged(image, {
+            at,
+            source: OwnerSource.REPOSITORY_TAG,
+            ...(fields.owner && !existing?.owner ? { owner: fields.owner } : {}),
+            ...(fields.project && !existing?.build ? { project: fields.project } : {}),
+            notes: fields.notes.map((n) => n.slice(0, 300)),
+          });
+        }
+        if (fields.notes.length > 0) logger.warn('repository tags refused', { image, notes: fields.notes });
+      }
+
+      // putImages validates the whole lineage (cycles included) before it writes anything.
+      if (node && (change === LineageChange.ADDED || change === LineageChange.REPARENTED || fieldsTaken)) await deps.lineage.putImages([node]);
+      const parentDigest = parent !== undefined ? declared.base?.digest : undefined;
+      if (parent !== undefined && parentDigest !== undefined) {
+        await deps.lineage.putVersion({ image, digest: push.digest, tags: push.tag ? [push.tag] : [], pushedAt: push.pushedAt, parentDigests: { [parent]: parentDigest } });
+      }
+      if (parent !== undefined && change !== null && declared.source) {
+        await settings.discovery.recordLearned(image, {
+          digest: push.digest,
+          at,
+          source: declared.source,
+          change,
+          parent,
+          ...(declared.base?.name ? { baseName: declared.base.name } : {}),
+          ...(parentDigest ? { baseDigest: parentDigest } : {}),
+          ...(previousParent ? { previousParent } : {}),
+        });
+      }
+      const outcome = change === LineageChange.ADDED || change === LineageChange.REPARENTED ? LearnOutcome.LEARNED : declared.base ? LearnOutcome.UNCHANGED : LearnOutcome.NOT_DECLARED;
+      logger.info('lineage learned', { image, digest: push.digest, outcome, parent, previousParent, source: declared.source, ownerSource });
+      return result(outcome, {
+        change,
+        parent: parent ?? null,
+        parentDigest: parentDigest ?? null,
+        source: declared.source ?? null,
+        owner: node?.owner ?? null,
+        ownerSource,
+        ...(declared.base && parent === undefined ? { reason: 'the base declares a digest only, and the image has no runtime parent to give it to' } : {}),
+      });
+    } catch (error) {
+      if (!REFUSALS.some((type) => error instanceof type)) throw error;
+      const { code, message } = error as Error & { code: string };
+      await settings.discovery.recordRefused(image, { digest: push.digest, at, code, reason: message });
+      logger.warn('lineage declaration refused', { image, digest: push.digest, code, reason: message });
+      return result(LearnOutcome.REFUSED, { reason: message });
+    }
+  };
+}
+
+interface DeclaredBase {
+  readonly base?: BaseImage;
+  readonly source?: LearnedSource;
+}
+
+/**
+ * The base the pushed image declares: the index's or manifest's annotations, else (for an index) those of its
+ * platform manifest, else the config's labels (one more blob read). Undefined when ECR has no such image.
+ */
+async function readDeclaredBase(ecr: EcrImages, repository: string, digest: string): Promise<DeclaredBase | undefined> {
+  const top = await ecr.getManifest(repository, digest);
+  if (!top) return undefined;
+  let lookup = readBaseImage(top.body);
+  if (lookup.found) return { base: lookup.baseImage, source: isIndex(top.body) ? LearnedSource.INDEX_ANNOTATION : LearnedSource.MANIFEST_ANNOTATION };
+  let manifest = top.body;
+  if (lookup.reason === NoBaseImageReason.INDEX) {
+    const platform = await ecr.getManifest(repository, platformManifestDigest(top.body));
+    if (!platform) return {};
+    lookup = readBaseImage(platform.body);
+    if (lookup.found) return { base: lookup.baseImage, source: LearnedSource.MANIFEST_ANNOTATION };
+    manifest = platform.body;
+  }
+  if (lookup.reason !== NoBaseImageReason.CONFIG_NOT_GIVEN) return {};
+  const config = await ecr.getBlob(repository, configDigestOf(manifest), MAX_CONFIG_BYTES);
+  lookup = readBaseImage(manifest, config);
+  return lookup.found ? { base: lookup.baseImage, source: LearnedSource.CONFIG_LABEL } : {};
+}
+
+/** readBaseImage accepted the document, so it is JSON; an index lists manifests and has no config. */
+function isIndex(body: string): boolean {
+  const document = JSON.parse(body) as Record<string, unknown>;
+  return document.manifests !== undefined && document.config === undefined;
+}
+
+const list = (value: string | undefined): string[] | undefined => (value ? value.split(',').map((v) => v.trim()).filter(Boolean) : undefined);
+
+let fromEnvironment: LearnLineageDependencies | undefined;
+
+/** TABLE_NAME, OWNER_TAG_KEY, BUILD_PROJECT_TAG_KEY, KNOWN_OWNERS and BUILD_PROJECTS (comma-separated), once per container. */
+function learnLineageFromEnvironment(): LearnLineageDependencies {
+  fromEnvironment ??= {
+    ...dependenciesFromEnvironment(),
+    ...learnLineageDependencies({
+      client: new DynamoDBClient({}),
+      tableName: requireEnv('TABLE_NAME'),
+      ecr: new SdkEcrImages({ client: new ECRClient({}) }),
+      ownerTagKey: process.env.OWNER_TAG_KEY,
+      buildProjectTagKey: process.env.BUILD_PROJECT_TAG_KEY,
+      knownOwners: list(process.env.KNOWN_OWNERS),
+      buildProjects: list(process.env.BUILD_PROJECTS),
+    }),
+  };
+  return fromEnvironment;
+}
+
+export const handler = (event: unknown): Promise<LearnLineageResult> => makeLearnLineageHandler(learnLineageFromEnvironment())(event);

@@ -1,0 +1,283 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { z } from 'zod';
+import { StartScanResult } from '../aws/ecr-registry';
+import { Alert, AlertKind, buildAlert, DigestEntry } from '../domain/alert';
+import { DriftedImage, DriftSubject, findDrift, ParentVersion } from '../domain/drift';
+import { FindingStatus, NormalizedFinding } from '../domain/finding';
+import { isInternalImageKey, Tier } from '../domain/lineage';
+import { parsePolicy, Policy } from '../domain/policy';
+import { decideBasicScan, expiredExceptionFindings, reconcileFindings, ScanDecision } from '../domain/rescan';
+import { AlertDedupStore, ExceptionStore, FindingStore } from '../store/finding-store';
+import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
+import { alertIdentityDigest, makeFindingReceivedHandler, PublishableAlert } from './finding-received';
+import { RescanServices, rescanServicesFromEnvironment } from './rescan-services';
+import type { RebuildRequest } from '../domain/campaign';
+
+const logger = new Logger({ serviceName: 'patchline-registry-rescan' });
+
+/**
+ * registry-rescan: the steps of the scheduled sweep, one Lambda with an `action` so the state machine can page through
+ * repositories and fan out over them (Map, or Distributed Map when counts are large):
+ * - listRepositories: one page of the configured ECR repositories;
+ * - rescanRepository: one repository — basic scans that are due, or Inspector2 findings reconciled with the store
+ *   (missed and re-opened findings go through finding-received's own decision), expired exceptions, drift;
+ * - digest: one digest alert per owner of what is open, and the organization's drift.
+ */
+export const RescanAction = { LIST_REPOSITORIES: 'listRepositories', RESCAN_REPOSITORY: 'rescanRepository', DIGEST: 'digest' } as const;
+export type RescanAction = (typeof RescanAction)[keyof typeof RescanAction];
+
+export const RescanInputSchema = z.discriminatedUnion('action', [
+  z.strictObject({ action: z.literal(RescanAction.LIST_REPOSITORIES), nextToken: z.string().max(4096).nullish() }),
+  z.strictObject({ action: z.literal(RescanAction.RESCAN_REPOSITORY), repository: z.string().min(1).max(256) }),
+  z.strictObject({ action: z.literal(RescanAction.DIGEST), period: z.string().max(64).optional() }),
+]);
+export type RescanInput = z.infer<typeof RescanInputSchema>;
+
+export class InvalidRescanInputError extends Error {
+  public readonly code = 'INVALID_RESCAN_INPUT';
+  public constructor(problems: readonly string[], options?: { cause?: unknown }) {
+    super(`invalid registry-rescan input: ${problems.join('; ')}`, options);
+    this.name = 'InvalidRescanInputError';
+  }
+}
+
+export class MissingRescanDependenciesError extends Error {
+  public readonly code = 'MISSING_RESCAN_DEPENDENCIES';
+  public constructor(missing: readonly string[]) {
+    super(`registry-rescan needs ${missing.join(', ')} in its dependencies`);
+    this.name = 'MissingRescanDependenciesError';
+  }
+}
+
+export interface RepositoryPage {
+  readonly repositories: string[];
+  /** null when this was the last page (the state machine's Choice tests it). */
+  readonly nextToken: string | null;
+}
+
+export interface RepositoryRescan {
+  readonly repository: string;
+  /** The lineage image, null when the repository is not in the lineage. */
+  readonly image: string | null;
+  readonly images: number;
+  readonly missed: number;
+  readonly reopened: number;
+  readonly closed: number;
+  readonly changed: number;
+  readonly refused: number;
+  readonly scansStarted: number;
+  readonly scansSkipped: Partial<Record<ScanDecision, number>>;
+  readonly alerts: PublishableAlert[];
+  readonly starts: Array<{ name: string; input: RebuildRequest }>;
+  readonly drift: DriftedImage | null;
+}
+
+export interface DigestResult {
+  readonly owners: number;
+  readonly alerts: PublishableAlert[];
+  /** Every drifted image (capped at 200), most days behind first. */
+  readonly drifted: Array<Pick<DriftedImage, 'image' | 'owner' | 'versionsBehind' | 'daysBehind'> & { parents: string[] }>;
+  readonly openFindings: number;
+}
+
+type RescanDependencies = HandlerDependencies & Required<Pick<HandlerDependencies, 'findings' | 'exceptions' | 'alertDedup' | 'findingPolicy'>>;
+
+function requireRescanDependencies(deps: HandlerDependencies): RescanDependencies {
+  const missing = (['findings', 'exceptions', 'alertDedup', 'findingPolicy'] as const).filter((k) => deps[k] === undefined);
+  if (missing.length > 0) throw new MissingRescanDependenciesError(missing);
+  return deps as RescanDependencies;
+}
+
+export function publishableAlert(alert: Alert): PublishableAlert {
+  return {
+    subject: alert.subject,
+    message: `${alert.body}\n\n--- JSON ---\n${alert.json}`,
+    attributes: {
+      owner: alert.messageAttributes.owner.StringValue,
+      severity: alert.messageAttributes.severity.StringValue,
+      image: alert.messageAttributes.image.StringValue,
+      kind: alert.messageAttributes.kind.StringValue,
+      vulnerability: alert.vulnerabilityId,
+    },
+  };
+}
+
+export function makeRegistryRescanHandler(deps: HandlerDependencies, services: RescanServices): (event: unknown) => Promise<RepositoryPage | RepositoryRescan | DigestResult> {
+  const findingReceived = makeFindingReceivedHandler(deps);
+  return async (event) => {
+    const parsed = RescanInputSchema.safeParse(event);
+    if (!parsed.success) {
+      throw new InvalidRescanInputError(parsed.error.issues.map((i) => `${i.path.join('.') || '(input)'}: ${i.message}`), { cause: parsed.error });
+    }
+    const input = parsed.data;
+    const full = requireRescanDependencies(deps);
+    switch (input.action) {
+      case RescanAction.LIST_REPOSITORIES: {
+        const page = await services.ecr.repositoriesPage(services.settings.repositories, input.nextToken || undefined);
+        return { repositories: page.items.map((r) => r.name), nextToken: page.nextToken ?? null };
+      }
+      case RescanAction.RESCAN_REPOSITORY:
+        return rescanRepository(full, services, findingReceived, input.repository);
+      case RescanAction.DIGEST:
+        return digest(full, services, input.period);
+    }
+  };
+}
+
+async function rescanRepository(
+  deps: RescanDependencies,
+  services: RescanServices,
+  findingReceived: (event: unknown) => Promise<{ alerts: PublishableAlert[]; starts: ReadonlyArray<{ name: string; input: RebuildRequest }> }>,
+  repository: string,
+): Promise<RepositoryRescan> {
+  const now = deps.now();
+  const node = await deps.lineage.getImage(repository);
+  const listed = await services.ecr.images(repository);
+  const alerts: PublishableAlert[] = [];
+  const starts: Array<{ name: string; input: RebuildRequest }> = [];
+  const counts = { missed: 0, reopened: 0, closed: 0, changed: 0, refused: 0, scansStarted: 0 };
+  const skipped: Partial<Record<ScanDecision, number>> = {};
+
+  if (services.settings.scanningMode === 'basic') {
+    // Untagged digests were replaced by a newer push: scanning them spends the daily quota on nothing anyone runs.
+    for (const image of listed.filter((i) => i.tags.length > 0)) {
+      const { decision } = decideBasicScan(image, { maxScanAgeDays: services.settings.maxScanAgeDays, now });
+      if (decision === ScanDecision.SCAN && (await services.ecr.startImageScan(repository, image.digest)) === StartScanResult.STARTED) counts.scansStarted += 1;
+      else skipped[decision === ScanDecision.SCAN ? ScanDecision.DAILY_LIMIT : decision] = (skipped[decision] ?? 0) + 1;
+    }
+  } else {
+    const fresh = await services.inspector.all(repository);
+    counts.refused = fresh.refused;
+    const stored = await deps.findings.forRepository(repository);
+    const result = reconcileFindings({ stored, fresh: fresh.findings, digests: new Set(listed.map((i) => i.digest)), now });
+    counts.missed = result.missed.length;
+    counts.reopened = result.reopened.length;
+    counts.changed = result.changed.length;
+    counts.closed = result.closed.length;
+    for (const finding of result.closed) await deps.findings.record(finding);
+    // Missed, re-opened and re-scored findings are decided exactly as if their event had arrived.
+    for (const finding of [...result.missed, ...result.reopened, ...result.changed]) {
+      const event = fresh.events.get(finding.findingArn);
+      if (event === undefined) continue;
+      const decided = await findingReceived(event);
+      alerts.push(...decided.alerts);
+      starts.push(...decided.starts);
+    }
+    if (node) alerts.push(...(await expiredExceptionAlerts(deps, node.image, node.tier, node.owner, fresh.findings, now)));
+  }
+
+  let drift: DriftedImage | null = null;
+  if (node) {
+    const report = findDrift([await driftSubject(deps, node.image, node.owner, node.parents.map((p) => p.image))], await parentHistories(services, node.parents.map((p) => p.image)), now);
+    drift = report.drifted[0] ?? null;
+  }
+  logger.info('repository rescanned', { repository, images: listed.length, ...counts, alerts: alerts.length, starts: starts.length, drifted: drift !== null });
+  return { repository, image: node?.image ?? null, images: listed.length, ...counts, scansSkipped: skipped, alerts, starts, drift };
+}
+
+/** EXCEPTION_EXPIRED for open findings that only an exception kept quiet; the dedup window stops repeats. */
+async function expiredExceptionAlerts(
+  deps: RescanDependencies,
+  image: string,
+  tier: Tier,
+  owner: string | undefined,
+  open: readonly NormalizedFinding[],
+  now: Date,
+): Promise<PublishableAlert[]> {
+  if (owner === undefined) return [];
+  const active = open.filter((f) => f.status === FindingStatus.ACTIVE);
+  const ids = [...new Set(active.map((f) => f.vulnerabilityId))];
+  const stored = (await Promise.all(ids.map((id) => deps.exceptions.forVulnerability(id)))).flat();
+  const policy: Policy = { ...deps.findingPolicy, exceptions: [...deps.findingPolicy.exceptions, ...stored] };
+  const current = (await deps.lineage.currentVersion(image))?.digest;
+  const candidates = active.filter((f) => current === undefined || f.digest === current).map((finding) => ({ finding, subject: { image, tier } }));
+  const alerts: PublishableAlert[] = [];
+  for (const expired of expiredExceptionFindings(candidates, policy, now)) {
+    const f = expired.finding;
+    const alert = buildAlert({
+      kind: AlertKind.EXCEPTION_EXPIRED,
+      owner,
+      image,
+      digest: f.digest,
+      vulnerabilityId: f.vulnerabilityId,
+      severity: f.severity,
+      ...(f.cvss !== undefined && { cvss: f.cvss }),
+      packages: f.packages,
+      action: `the exception ended: ${expired.reason}`,
+      exception: { approver: expired.exception.approver, expiresAt: expired.exception.expiresAt, reason: expired.exception.reason },
+    });
+    const claimed = await deps.alertDedup.claim({ digest: alertIdentityDigest(image), vulnerabilityId: f.vulnerabilityId, kind: AlertKind.EXCEPTION_EXPIRED, severity: f.severity }, now);
+    if (claimed) alerts.push(publishableAlert(alert));
+  }
+  return alerts;
+}
+
+async function driftSubject(deps: HandlerDependencies, image: string, owner: string | undefined, parents: string[]): Promise<DriftSubject> {
+  const current = await deps.lineage.currentVersion(image);
+  return {
+    image,
+    ...(owner !== undefined && { owner }),
+    parents,
+    ...(current && { current: { digest: current.digest, pushedAt: current.pushedAt, ...(current.parentDigests && { parentDigests: current.parentDigests }) } }),
+  };
+}
+
+async function parentHistories(services: RescanServices, parents: readonly string[]): Promise<(parent: string) => ParentVersion[]> {
+  const histories = new Map<string, ParentVersion[]>();
+  for (const parent of new Set(parents)) histories.set(parent, await services.versions.versions(parent));
+  return (parent) => histories.get(parent) ?? [];
+}
+
+async function digest(deps: RescanDependencies, services: RescanServices, period: string | undefined): Promise<DigestResult> {
+  const now = deps.now();
+  const graph = await deps.lineage.loadGraph();
+  const internal = [...graph.images()].filter((n) => isInternalImageKey(n.image) && n.tier !== Tier.EXTERNAL);
+  const currents = new Map<string, string>();
+  const subjects: DriftSubject[] = [];
+  for (const node of internal) {
+    const subject = await driftSubject(deps, node.image, node.owner, node.parents.map((p) => p.image));
+    if (subject.current) currents.set(node.image, subject.current.digest);
+    subjects.push(subject);
+  }
+  const parents = [...new Set(internal.flatMap((n) => n.parents.map((p) => p.image)))];
+  const drift = findDrift(subjects, await parentHistories(services, parents), now);
+  const entries = new Map<string, DigestEntry[]>();
+  const byImage = new Map(internal.map((n) => [n.image, n]));
+  let openFindings = 0;
+  for (const f of await deps.findings.listOpen(10_000)) {
+    const node = byImage.get(f.repository);
+    const current = currents.get(f.repository);
+    if (!node?.owner || (current !== undefined && f.digest !== current)) continue;
+    openFindings += 1;
+    entries.set(node.owner, [...(entries.get(node.owner) ?? []), { image: node.image, vulnerabilityId: f.vulnerabilityId, severity: f.severity, status: f.fixAvailable === 'NO' ? 'no fix yet' : 'fix available' }]);
+  }
+  const label = period ?? now.toISOString().slice(0, 10);
+  const alerts = [...entries].sort(([a], [b]) => a.localeCompare(b)).map(([owner, list]) => publishableAlert(buildAlert({ kind: AlertKind.DIGEST, owner, entries: list, period: label })));
+  return {
+    owners: alerts.length,
+    alerts,
+    drifted: drift.drifted.slice(0, 200).map((d) => ({ image: d.image, ...(d.owner !== undefined && { owner: d.owner }), versionsBehind: d.versionsBehind, daysBehind: d.daysBehind, parents: d.parents.map((p) => p.parent) })),
+    openFindings,
+  };
+}
+
+let environmentDependencies: HandlerDependencies | undefined;
+
+function rescanDependenciesFromEnvironment(): HandlerDependencies {
+  if (!environmentDependencies) {
+    const client = new DynamoDBClient({});
+    const tableName = requireEnv('TABLE_NAME');
+    environmentDependencies = {
+      ...dependenciesFromEnvironment(),
+      findings: new FindingStore({ client, tableName }),
+      exceptions: new ExceptionStore({ client, tableName }),
+      alertDedup: new AlertDedupStore({ client, tableName, windowSeconds: Number(requireEnv('ALERT_DEDUP_SECONDS')) }),
+      findingPolicy: parsePolicy(JSON.parse(requireEnv('FINDING_POLICY'))),
+    };
+  }
+  return environmentDependencies;
+}
+
+export const handler = (event: unknown): Promise<RepositoryPage | RepositoryRescan | DigestResult> =>
+  makeRegistryRescanHandler(rescanDependenciesFromEnvironment(), rescanServicesFromEnvironment())(event);

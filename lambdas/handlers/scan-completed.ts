@@ -1,0 +1,95 @@
+import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
+import { Logger } from '@aws-lambda-powertools/logger';
+import { AlertKind, buildAlert } from '../domain/alert';
+import { MemberState, VerificationVerdict, verifyRebuild } from '../domain/campaign';
+import { parseInspectorScanEvent } from '../domain/inspector-scan-event';
+import { FindingStore } from '../store/finding-store';
+import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
+import { MissingFindingDependenciesError, PublishableAlert } from './finding-received';
+
+const logger = new Logger({ serviceName: 'patchline-scan-completed' });
+
+export const ScanVerdict = { ...VerificationVerdict, NOT_A_REBUILD: 'not-a-rebuild', ALREADY_CHECKED: 'already-checked' } as const;
+export type ScanVerdict = (typeof ScanVerdict)[keyof typeof ScanVerdict];
+
+export interface ScanCompletedResult {
+  readonly repository: string;
+  readonly digest: string;
+  readonly campaignId: string | null;
+  readonly verdict: ScanVerdict;
+  /** The triggering CVEs still found on the rebuilt digest. */
+  readonly stillVulnerable: string[];
+  /** STILL_VULNERABLE alerts for the state machine to publish (one per CVE). */
+  readonly alerts: PublishableAlert[];
+}
+
+/**
+ * scan-completed: a rescanned image that a campaign rebuilt is checked for the CVEs that triggered the campaign, read
+ * from the finding store (finding-received records the scan's findings): none left → the member is verified; any left
+ * → still vulnerable, and its owner is alerted. The member moves once (conditional), so a re-sent scan alerts nobody twice.
+ */
+export function makeScanCompletedHandler(deps: HandlerDependencies): (event: unknown) => Promise<ScanCompletedResult> {
+  return async (event) => {
+    const scan = parseInspectorScanEvent(event);
+    if (!deps.findings) throw new MissingFindingDependenciesError(['findings']);
+    const base = { repository: scan.repository, digest: scan.digest, stillVulnerable: [], alerts: [] };
+    const built = await deps.campaigns.builtBy(scan.repository, scan.digest);
+    if (!built) return { ...base, campaignId: null, verdict: ScanVerdict.NOT_A_REBUILD };
+    const campaign = await deps.campaigns.get(built.campaignId);
+    const triggering = [...(campaign?.vulnerabilityIds ?? [])];
+    const findings = await deps.findings.forDigest(scan.repository, scan.digest);
+    const { verdict, remaining } = verifyRebuild(triggering, findings);
+    const ids = [...new Set(remaining.map((f) => f.vulnerabilityId))];
+    const reason =
+      verdict === VerificationVerdict.VERIFIED
+        ? triggering.length > 0
+          ? `rescan of ${scan.digest}: ${triggering.join(', ')} gone`
+          : `rescan of ${scan.digest} completed (campaign not started by a CVE)`
+        : `rescan of ${scan.digest}: still vulnerable to ${ids.join(', ')}`;
+    const to = verdict === VerificationVerdict.VERIFIED ? MemberState.VERIFIED : MemberState.STILL_VULNERABLE;
+    const moved = await deps.campaigns.transition(built.campaignId, scan.repository, [MemberState.BUILT], to, { reason }, scan.scannedAt);
+    if (!moved) return { ...base, campaignId: built.campaignId, verdict: ScanVerdict.ALREADY_CHECKED };
+    const alerts: PublishableAlert[] = [];
+    const owner = (await deps.lineage.getImage(scan.repository))?.owner;
+    if (verdict === VerificationVerdict.STILL_VULNERABLE && owner) {
+      for (const finding of remaining) {
+        const alert = buildAlert({
+          kind: AlertKind.STILL_VULNERABLE,
+          owner,
+          image: scan.repository,
+          digest: scan.digest,
+          vulnerabilityId: finding.vulnerabilityId,
+          severity: finding.severity,
+          packages: finding.packages,
+          campaignId: built.campaignId,
+        });
+        alerts.push({
+          subject: alert.subject,
+          message: `${alert.body}\n\n--- JSON ---\n${alert.json}`,
+          attributes: {
+            owner: alert.messageAttributes.owner.StringValue,
+            severity: alert.messageAttributes.severity.StringValue,
+            image: alert.messageAttributes.image.StringValue,
+            kind: alert.messageAttributes.kind.StringValue,
+            vulnerability: alert.vulnerabilityId,
+          },
+        });
+      }
+    }
+    logger.info('rebuild checked', { repository: scan.repository, digest: scan.digest, campaignId: built.campaignId, verdict, stillVulnerable: ids });
+    return { ...base, campaignId: built.campaignId, verdict, stillVulnerable: ids, alerts };
+  };
+}
+
+export const handler = (event: unknown): Promise<ScanCompletedResult> => makeScanCompletedHandler(scanDependencies())(event);
+
+let environmentDependencies: HandlerDependencies | undefined;
+
+/** The shared dependencies plus the finding store (the rebuilt digest's findings). */
+function scanDependencies(): HandlerDependencies {
+  environmentDependencies ??= {
+    ...dependenciesFromEnvironment(),
+    findings: new FindingStore({ client: new DynamoDBClient({}), tableName: requireEnv('TABLE_NAME') }),
+  };
+  return environmentDependencies;
+}
