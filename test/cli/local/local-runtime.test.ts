@@ -116,7 +116,8 @@ describe('Class: LocalRuntime', () => {
     for (let i = 0; i < 6; i++) lineage.push(node(`apps/b${i}`, [`apps/a${i}`]));
     runtime = await run(lineage, [pushEvent('enterprise/os', digestOf('os-3'))], { buildMillis: 20 }, withCap(projectConfig(), 3));
     expect(runtime.result().builds).toHaveLength(18);
-    expect(runtime.codebuild.maxConcurrent).toBe(3);
+    expect(runtime.codebuild.maxConcurrent).toBeLessThanOrEqual(3);
+    expect(runtime.codebuild.maxConcurrent).toBeGreaterThan(1); // the cap was actually exercised
     await expectSlotsReturned(runtime, 3);
   });
 
