@@ -21,6 +21,7 @@ import { LineageDiscovery } from './lineage-discovery';
 import { PatchlineFunction } from './patchline-function';
 import { RESCAN_WORKFLOW_ID, RescanWorkflow } from './rescan-workflow';
 import { SCAN_COMPLETED_WORKFLOW_ID, ScanCompletedWorkflow } from './scan-completed-workflow';
+import { bindRegistryScope, grantSpokeBuilds } from './spoke-builds';
 import { grantTableData } from './table-access';
 
 export interface PatchlineStackProps extends StackProps {
@@ -112,6 +113,7 @@ export class PatchlineStack extends Stack {
     const fn = (id: string, handler: string): PatchlineFunction =>
       new PatchlineFunction(this, id, { handler, environment, deadLetterQueue: this.deadLetterQueue });
     const imagePushedFn = fn('ImagePushedFunction', 'image-pushed');
+    bindRegistryScope(imagePushedFn, config);
     const acquireSlotFn = fn('AcquireSlotFunction', 'acquire-slot');
     const releaseSlotFn = fn('ReleaseSlotFunction', 'release-slot');
     const recordFailureFn = fn('RecordBuildFailureFunction', 'record-build-failure');
@@ -126,6 +128,9 @@ export class PatchlineStack extends Stack {
     for (const f of [acquireSlotFn, releaseSlotFn]) {
       f.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure', 'states:SendTaskHeartbeat'], resources: [rebuildArn] }));
     }
+    // A superseded campaign's failed build hands its image over to the root's current campaign: a new rebuild.
+    recordFailureFn.addEnvironment('REBUILD_STATE_MACHINE_ARN', rebuildArn);
+    recordFailureFn.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:StartExecution'], resources: [rebuildArn] }));
 
     const ruleTarget = (machine: sfn.IStateMachine): targets.SfnStateMachine =>
       new targets.SfnStateMachine(machine, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 8, maxEventAge: Duration.hours(24) });
@@ -151,11 +156,11 @@ export class PatchlineStack extends Stack {
       targets: [new targets.LambdaFunction(releaseSlotFn, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 8 })],
     });
 
-    new FindingWorkflow(this, FINDING_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, functionFactory: fn });
-    new RescanWorkflow(this, RESCAN_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage });
+    const findingWorkflow = new FindingWorkflow(this, FINDING_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, functionFactory: fn });
+    new RescanWorkflow(this, RESCAN_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, maxScanAgeDays: config.rescan.maxScanAgeDays });
     new ScanCompletedWorkflow(this, SCAN_COMPLETED_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, functionFactory: fn });
 
-    if (config.organization) new HubEventBus(this, 'HubEventBus', { organization: config.organization });
+    if (config.organization) new HubEventBus(this, 'HubEventBus', { organization: config.organization, workflows: { imagePushed: this.imagePushed, findingReceived: findingWorkflow.stateMachine, deadLetterQueue: this.deadLetterQueue, repositories: config.repositories } });
 
     // Last: alarms and the dashboard cover every queue, workflow and function defined above.
     new PatchlineObservability(this, 'Observability', { config, key: this.key });
@@ -169,7 +174,7 @@ export class PatchlineStack extends Stack {
     const deadLetter = this.deadLetterState('ImagePushed');
     // First, so a child learned from this push is in the lineage; a failure is recorded in $.learned and the cascade
     // goes on. Only an invalid event is dead-lettered (DecideRebuilds would refuse it too).
-    const discovery = new LineageDiscovery(this, 'LineageDiscovery', { config, table: this.table, tableKey: this.key, deadLetterQueue: this.deadLetterQueue });
+    const discovery = new LineageDiscovery(this, 'LineageDiscovery', { config, table: this.table, tableKey: this.key, deadLetterQueue: this.deadLetterQueue, ...config.discovery });
     const learn = new tasks.LambdaInvoke(this, 'LearnLineage', {
       lambdaFunction: discovery.function,
       payloadResponseOnly: true,
@@ -278,31 +283,39 @@ export class PatchlineStack extends Stack {
       resultPath: sfn.JsonPath.DISCARD,
     });
 
-    const startBuild = new sfn.CustomState(this, 'StartBuild', {
-      stateJson: {
-        Type: 'Task',
-        Resource: `arn:${this.partition}:states:::codebuild:startBuild.sync`,
-        Parameters: {
-          'ProjectName.$': '$.project',
-          EnvironmentVariablesOverride: [
-            { Name: 'BASE_IMAGE', Type: 'PLAINTEXT', 'Value.$': '$.baseImage' },
-            { Name: 'PATCHLINE_PARENT_IMAGES', Type: 'PLAINTEXT', 'Value.$': 'States.JsonToString($.parentImages)' },
-            { Name: 'PATCHLINE_CAMPAIGN', Type: 'PLAINTEXT', 'Value.$': '$.campaignId' },
-            { Name: 'PATCHLINE_IMAGE', Type: 'PLAINTEXT', 'Value.$': '$.image' },
-          ],
+    // The same StartBuild twice: in the hub, and in the spoke that owns the image through its hub-access role (Step
+    // Functions' cross-account task credentials; the request carries the role).
+    const startBuildState = (id: string, credentials?: Record<string, string>): sfn.CustomState =>
+      new sfn.CustomState(this, id, {
+        stateJson: {
+          Type: 'Task',
+          Resource: `arn:${this.partition}:states:::codebuild:startBuild.sync`,
+          ...(credentials && { Credentials: credentials }),
+          Parameters: {
+            'ProjectName.$': '$.project',
+            EnvironmentVariablesOverride: [
+              { Name: 'BASE_IMAGE', Type: 'PLAINTEXT', 'Value.$': '$.baseImage' },
+              { Name: 'PATCHLINE_PARENT_IMAGES', Type: 'PLAINTEXT', 'Value.$': 'States.JsonToString($.parentImages)' },
+              { Name: 'PATCHLINE_CAMPAIGN', Type: 'PLAINTEXT', 'Value.$': '$.campaignId' },
+              { Name: 'PATCHLINE_IMAGE', Type: 'PLAINTEXT', 'Value.$': '$.image' },
+            ],
+          },
+          ResultSelector: { 'buildId.$': '$.Build.Id', 'status.$': '$.Build.BuildStatus' },
+          ResultPath: '$.build',
         },
-        ResultSelector: { 'buildId.$': '$.Build.Id', 'status.$': '$.Build.BuildStatus' },
-        ResultPath: '$.build',
-      },
-    });
-    startBuild.addRetry({
-      errors: CODEBUILD_THROTTLING_ERRORS,
-      interval: Duration.seconds(15),
-      backoffRate: 2,
-      maxAttempts: 8,
-      maxDelay: Duration.minutes(5),
-      jitterStrategy: sfn.JitterType.FULL,
-    });
+      });
+    const startBuild = startBuildState('StartBuild');
+    const startBuildInSpoke = startBuildState('StartBuildInSpoke', { 'RoleArn.$': '$.buildRoleArn' });
+    for (const task of [startBuild, startBuildInSpoke]) {
+      task.addRetry({
+        errors: CODEBUILD_THROTTLING_ERRORS,
+        interval: Duration.seconds(15),
+        backoffRate: 2,
+        maxAttempts: 8,
+        maxDelay: Duration.minutes(5),
+        jitterStrategy: sfn.JitterType.FULL,
+      });
+    }
 
     const recordFailure = new tasks.LambdaInvoke(this, 'RecordBuildFailure', {
       lambdaFunction: fns.recordFailureFn,
@@ -316,7 +329,8 @@ export class PatchlineStack extends Stack {
       retryOnServiceExceptions: true,
     });
     const failed = new sfn.Fail(this, 'BuildFailed', { error: 'BuildFailed', cause: 'the rebuild failed; its subtree was skipped' });
-    startBuild.addCatch(release('ReleaseSlotAfterFailure').next(recordFailure).next(failed), { errors: ['States.ALL'], resultPath: '$.error' });
+    const afterFailure = release('ReleaseSlotAfterFailure').next(recordFailure).next(failed);
+    for (const task of [startBuild, startBuildInSpoke]) task.addCatch(afterFailure, { errors: ['States.ALL'], resultPath: '$.error' });
 
     const recordBuilt = new tasks.DynamoUpdateItem(this, 'RecordBuilt', {
       table: this.table,
@@ -349,8 +363,11 @@ export class PatchlineStack extends Stack {
     acquire
       .next(markBuilding)
       .next(putMarker)
-      .next(startBuild)
-      .next(release('ReleaseSlot'))
+      .next(new sfn.Choice(this, 'BuildAccount').when(sfn.Condition.isPresent('$.buildRoleArn'), startBuildInSpoke).otherwise(startBuild));
+    const afterBuild = release('ReleaseSlot');
+    startBuildInSpoke.next(afterBuild);
+    startBuild
+      .next(afterBuild)
       .next(recordBuilt)
       .next(new sfn.Succeed(this, 'Rebuilt'));
 
@@ -375,6 +392,7 @@ export class PatchlineStack extends Stack {
         resources: [this.formatArn({ service: 'events', resource: 'rule', resourceName: 'StepFunctionsGetEventForCodeBuildStartBuildRule' })],
       }),
     );
+    grantSpokeBuilds(machine, config);
     return machine;
   }
 

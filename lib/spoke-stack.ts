@@ -5,13 +5,12 @@ import * as iam from 'aws-cdk-lib/aws-iam';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { PatchlineConfig } from '../lambdas/domain/config';
+import { hubAccessRoleName } from '../lambdas/domain/registry-scope';
 import { HUB_EVENT_BUS_NAME } from './hub-event-bus';
 import { repositoryFilter } from './patchline-stack';
 
-/** Name of the role the hub assumes in a spoke; per region, as IAM names are account-wide and a spoke may span regions. */
-export function hubAccessRoleName(region: string): string {
-  return `PatchlineHubAccess-${region}`;
-}
+// The hub computes the role's ARN from account + region (lambdas/domain/registry-scope.ts): one definition of the name.
+export { hubAccessRoleName };
 
 export interface PatchlineSpokeStackProps extends StackProps {
   /** Account of the hub (12 digits). */

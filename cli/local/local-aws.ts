@@ -1,4 +1,5 @@
 import { createHash } from 'crypto';
+import { parseRegistryKey, RegistryLocation } from '../../lambdas/domain/registry-scope';
 
 /** Every call a stand-in received, in order: what the local runtime prints and writes under .patchline/. */
 export interface RecordedCall {
@@ -18,6 +19,10 @@ export interface BuildRecord {
   readonly parentImages: readonly string[];
   readonly status: 'SUCCEEDED' | 'FAILED';
   readonly pushedDigest?: string;
+  /** The task's `Credentials.RoleArn`: the spoke role a build in another account was started through. */
+  readonly roleArn?: string;
+  /** The registry the build pushed to, when it is not the runtime's own (a spoke image's qualified key). */
+  readonly registry?: RegistryLocation;
 }
 
 export interface BuildBehaviour {
@@ -49,7 +54,7 @@ export class LocalCodeBuild {
 
   public constructor(
     private readonly calls: RecordedCall[],
-    private readonly push: (repository: string, digest: string, tag: string, baseImage?: string) => void,
+    private readonly push: (repository: string, digest: string, tag: string, baseImage?: string, registry?: RegistryLocation) => void,
     private readonly behaviour: BuildBehaviour = {},
   ) {}
 
@@ -70,6 +75,9 @@ export class LocalCodeBuild {
     try {
       await new Promise((resolve) => setTimeout(resolve, this.behaviour.buildMillis ?? 5));
       const image = env.get('PATCHLINE_IMAGE') ?? project;
+      const roleArn = (parameters.Credentials as { RoleArn?: unknown } | undefined)?.RoleArn;
+      // A spoke image's key names its registry: the build pushes there, as the spoke's buildspec would.
+      const target = parseRegistryKey(image);
       const failed = this.behaviour.failProjects?.has(project) ?? false;
       const pushedDigest = failed ? undefined : `sha256:${createHash('sha256').update(`${buildId}|${env.get('BASE_IMAGE')}`).digest('hex')}`;
       const record: BuildRecord = {
@@ -81,6 +89,8 @@ export class LocalCodeBuild {
         parentImages: JSON.parse(env.get('PATCHLINE_PARENT_IMAGES') ?? '[]') as string[],
         status: failed ? 'FAILED' : 'SUCCEEDED',
         pushedDigest,
+        ...(typeof roleArn === 'string' && { roleArn }),
+        ...(target && { registry: { account: target.account, region: target.region } }),
       };
       this.builds.push(record);
       this.calls.push({ service: 'codebuild', action: 'StartBuild', at, parameters, outcome: record.status });
@@ -88,7 +98,7 @@ export class LocalCodeBuild {
         throw new CodeBuildStandInError('States.TaskFailed', JSON.stringify({ Build: { Id: buildId, BuildStatus: 'FAILED', ProjectName: project } }));
       }
       // The buildspec's `docker push` happens before the build reports success.
-      this.push(image, pushedDigest!, 'patchline-rebuild', env.get('BASE_IMAGE'));
+      this.push(target?.repository ?? image, pushedDigest!, 'patchline-rebuild', env.get('BASE_IMAGE'), target && { account: target.account, region: target.region });
       return { Build: { Id: buildId, BuildStatus: 'SUCCEEDED', ProjectName: project } };
     } finally {
       this.running -= 1;

@@ -3,8 +3,8 @@ import { createHash } from 'crypto';
 import { PatchlineConfig } from '../../lambdas/domain/config';
 import { ImageNode } from '../../lambdas/domain/lineage';
 import { makeAcquireSlotHandler } from '../../lambdas/handlers/acquire-slot';
-import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
-import { makeImagePushedHandler } from '../../lambdas/handlers/image-pushed';
+import { HandlerDependencies, RebuildStarter } from '../../lambdas/handlers/dependencies';
+import { imagePushedDependencies, makeImagePushedHandler } from '../../lambdas/handlers/image-pushed';
 import { learnLineageDependencies, makeLearnLineageHandler } from '../../lambdas/handlers/learn-lineage';
 import { findingReceivedDependencies, makeFindingReceivedHandler } from '../../lambdas/handlers/finding-received';
 import { makeRecordBuildFailureHandler } from '../../lambdas/handlers/record-build-failure';
@@ -17,13 +17,17 @@ import { CampaignStore } from '../../lambdas/store/campaign-store';
 import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { SemaphoreState, SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { PATCHLINE_HANDLER_METADATA } from '../../lib/patchline-function';
+import { WorkflowId } from '../../lib/patchline-stack';
 import { createPatchlineTable, DynamoDbEmulator, startDynamoDbEmulator } from './dynamodb-emulator';
 import { matchesEventPattern } from './event-pattern';
 import { BuildBehaviour, BuildRecord, DeadLetter, LocalCodeBuild, LocalDeadLetterQueue, LocalSns, RecordedCall } from './local-aws';
 import { LocalEcr } from './local-ecr';
+import { DEFAULT_EVENT_BUS, eventBusOf, ruleEventBus } from './local-event-buses';
+import { LocalMetrics } from './local-metrics';
 import { bindLocalScanners, localScannersFor } from './local-scanners';
-import { ExecutionRecord, LocalStepFunctions, TaskContext } from './local-step-functions';
+import { ExecutionAlreadyExistsError, ExecutionRecord, LocalStepFunctions, TaskContext } from './local-step-functions';
 import { CfnTemplate, LOCAL_ACCOUNT, LOCAL_REGION, synthesizeTemplate, TemplateResolver } from './synthesized-template';
+import { withTaskCredentials } from './task-credentials';
 
 type LambdaHandler = (event: unknown) => Promise<unknown>;
 
@@ -53,6 +57,8 @@ interface LocalRule {
   readonly name: string;
   readonly pattern: Record<string, unknown>;
   readonly targets: string[];
+  /** The event bus the rule listens on (the default bus, or the hub bus spokes forward to). */
+  readonly bus: string;
 }
 
 export interface RoutedEvent {
@@ -90,12 +96,17 @@ export class LocalRuntime {
   public readonly deadLetters: LocalDeadLetterQueue;
   public readonly stepFunctions: LocalStepFunctions;
   public readonly deps: HandlerDependencies;
+  /** What the handlers counted (never printed: the CLI's JSON is on stdout). */
+  public readonly metrics = new LocalMetrics();
   private readonly queue: unknown[] = [];
   private readonly inFlight = new Set<Promise<unknown>>();
   private readonly rules: LocalRule[];
   private readonly lambdas = new Map<string, LambdaHandler>();
   private readonly resolver: TemplateResolver;
   private account = LOCAL_ACCOUNT;
+  /** Hub and spokes, when configured: events of other accounts arrive on the hub bus. */
+  private readonly organization: PatchlineConfig['organization'];
+  private hubBus = DEFAULT_EVENT_BUS;
   private activeInvocations = 0;
   private region = LOCAL_REGION;
 
@@ -109,10 +120,13 @@ export class LocalRuntime {
     this.sns = new LocalSns(this.calls);
     this.deadLetters = new LocalDeadLetterQueue(this.calls);
     this.ecr = new LocalEcr(this.calls);
-    this.codebuild = new LocalCodeBuild(this.calls, (repository, digest, tag, baseImage) => {
-      this.ecr.recordBuild(repository, digest, baseImage);
-      this.send(this.pushEvent(repository, digest, tag));
+    this.codebuild = new LocalCodeBuild(this.calls, (repository, digest, tag, baseImage, registry) => {
+      // LocalEcr is the hub's registry: a spoke's image is not in it (the hub's ECR reads fail there too).
+      if (!registry) this.ecr.recordBuild(repository, digest, baseImage);
+      this.send(this.pushEvent(repository, digest, tag, registry));
     }, options.builds);
+    this.organization = options.config.organization;
+    if (this.organization) ({ account: this.account, region: this.region } = this.organization.hub);
     this.stepFunctions = new LocalStepFunctions((task, input) => this.dispatch(task, input));
     const client = dynamo.client;
     this.deps = {
@@ -126,8 +140,11 @@ export class LocalRuntime {
       defaultBuildSeconds: options.config.rebuild.defaultBuildSeconds,
       settleWindowSeconds: options.config.rebuild.settleWindowSeconds,
       now: () => new Date(),
+      metrics: this.metrics,
+      rebuilds: this.rebuildStarter(template),
       ...findingReceivedDependencies({ client, tableName, config: options.config }),
-      ...learnLineageDependencies({ client, tableName, ecr: this.ecr, knownOwners: Object.keys(options.config.owners), buildProjects: options.config.rebuild.projects }),
+      ...imagePushedDependencies(options.config.organization),
+      ...learnLineageDependencies({ client, tableName, ecr: this.ecr, ...options.config.discovery, knownOwners: Object.keys(options.config.owners), buildProjects: options.config.rebuild.projects }),
     };
     bindLocalScanners(this.deps, { client, tableName, config: options.config });
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
@@ -142,7 +159,7 @@ export class LocalRuntime {
           name: this.resolver.stateMachineName(logicalId),
           arn: this.resolver.stateMachineArn(logicalId),
           type: props.StateMachineType === 'EXPRESS' ? 'EXPRESS' : 'STANDARD',
-          definition: JSON.parse(String(this.resolver.resolve(props.DefinitionString))) as Record<string, unknown>,
+          definition: withTaskCredentials(JSON.parse(String(this.resolver.resolve(props.DefinitionString))) as Record<string, unknown>),
         });
       }
     }
@@ -152,7 +169,9 @@ export class LocalRuntime {
         name: logicalId,
         pattern: this.resolver.resolve(r.Properties?.EventPattern) as Record<string, unknown>,
         targets: ((r.Properties?.Targets as Array<{ Arn: unknown }>) ?? []).map((t) => String(this.resolver.resolve(t.Arn))),
+        bus: ruleEventBus(template, r),
       }));
+    this.hubBus = this.rules.find((r) => r.bus !== DEFAULT_EVENT_BUS)?.bus ?? DEFAULT_EVENT_BUS;
     this.stepFunctions.onExecutionEnded((execution) => this.send(this.statusChangeEvent(execution)));
   }
 
@@ -169,7 +188,7 @@ export class LocalRuntime {
   /** Puts an event on the local bus (it is routed by `runUntilQuiet`). */
   public send(event: unknown): void {
     const detail = (event as { account?: unknown; region?: unknown }) ?? {};
-    if (this.routed.length === 0 && this.queue.length === 0) {
+    if (this.routed.length === 0 && this.queue.length === 0 && !this.organization) {
       // Builds "push" into the account and region the first event came from.
       if (typeof detail.account === 'string' && /^\d{12}$/.test(detail.account)) this.account = detail.account;
       if (typeof detail.region === 'string' && /^[a-z]{2}(-[a-z]+)+-\d$/.test(detail.region)) this.region = detail.region;
@@ -238,6 +257,30 @@ export class LocalRuntime {
     await this.dynamo.stop();
   }
 
+  /** What record-build-failure starts rebuilds through (StartExecution of the synthesized rebuild-image machine). */
+  private rebuildStarter(template: CfnTemplate): RebuildStarter {
+    const logicalId = Object.entries(template.Resources).find(([id, r]) => r.Type === 'AWS::StepFunctions::StateMachine' && id.startsWith(WorkflowId.REBUILD_IMAGE))?.[0];
+    const arn = logicalId ? this.resolver.stateMachineArn(logicalId) : `arn:aws:states:${LOCAL_REGION}:${LOCAL_ACCOUNT}:stateMachine:missing-rebuild-image`;
+    const runtime = { account: (): string => this.account, region: (): string => this.region };
+    return {
+      get account(): string {
+        return runtime.account();
+      },
+      get region(): string {
+        return runtime.region();
+      },
+      start: async (name, input) => {
+        try {
+          await this.stepFunctions.startExecution(arn, input, name);
+          return true;
+        } catch (error) {
+          if (error instanceof ExecutionAlreadyExistsError) return false;
+          throw error;
+        }
+      },
+    };
+  }
+
   /** Every running execution waits on a task token and nothing could ever send one. */
   private parkedOnly(): boolean {
     return (
@@ -254,7 +297,8 @@ export class LocalRuntime {
   }
 
   private route(event: unknown): void {
-    const matched = this.rules.filter((rule) => matchesEventPattern(rule.pattern, event));
+    const bus = eventBusOf(event, this.organization, this.hubBus);
+    const matched = this.rules.filter((rule) => rule.bus === bus && matchesEventPattern(rule.pattern, event));
     this.routed.push({ at: new Date().toISOString(), event, rules: matched.map((r) => r.name) });
     if (matched.length === 0) {
       const source = (event as { source?: unknown })?.source;
@@ -356,15 +400,15 @@ export class LocalRuntime {
     }
   }
 
-  private pushEvent(repository: string, digest: string, tag: string): Record<string, unknown> {
+  private pushEvent(repository: string, digest: string, tag: string, registry?: { account: string; region: string }): Record<string, unknown> {
     return {
       version: '0',
       id: createHash('sha256').update(`${repository}${digest}`).digest('hex').slice(0, 32),
       'detail-type': 'ECR Image Action',
       source: 'aws.ecr',
-      account: this.account,
+      account: registry?.account ?? this.account,
       time: new Date().toISOString().replace(/\.\d+Z$/, 'Z'),
-      region: this.region,
+      region: registry?.region ?? this.region,
       resources: [],
       detail: { result: 'SUCCESS', 'repository-name': repository, 'image-digest': digest, 'action-type': 'PUSH', 'image-tag': tag },
     };

@@ -1,5 +1,6 @@
 import { createHash } from 'crypto';
 import { ParentEdge, ParentRole, Tier } from './lineage';
+import { BuildPlacement, BuildPlacementKind } from './registry-scope';
 
 export const CampaignTrigger = { PUSH: 'push', FINDING: 'finding', UPSTREAM: 'upstream' } as const;
 export type CampaignTrigger = (typeof CampaignTrigger)[keyof typeof CampaignTrigger];
@@ -68,6 +69,11 @@ export interface RebuildRequest {
    * then re-pins `rootUri` to the root's latest digest before it asks for a slot.
    */
   readonly settle?: { readonly until: string; readonly rootImage: string; readonly rootUri: string };
+  /** Account and region CodeBuild runs in; absent in a single-account deployment. */
+  readonly buildAccount?: string;
+  readonly buildRegion?: string;
+  /** The spoke's PatchlineHubAccess-<region> role: present only for a spoke image (the workflow builds through it). */
+  readonly buildRoleArn?: string;
 }
 
 export interface RebuildDecision {
@@ -87,6 +93,8 @@ export interface DecideRebuildsInput {
   readonly parentDigest: (image: string) => string | undefined;
   readonly imageUri: (image: string, digest: string | undefined) => string;
   readonly priority: (image: string) => number;
+  /** Where each child is built (hub, a spoke through its role, or unreachable); @default every child in the hub */
+  readonly placement?: (image: string) => BuildPlacement;
 }
 
 /**
@@ -107,6 +115,11 @@ export function decideRebuilds(input: DecideRebuildsInput): RebuildDecision {
     }
     const state = input.memberState(child.image);
     if (state !== undefined && state !== MemberState.PENDING) continue; // already started or settled in this campaign
+    const placement = input.placement?.(child.image) ?? { kind: BuildPlacementKind.HUB };
+    if (placement.kind === BuildPlacementKind.UNREACHABLE) {
+      decision.skip.push({ image: child.image, reason: `cannot be rebuilt from the hub: ${placement.reason}` });
+      continue;
+    }
     const others = child.parents.filter((p) => p.image !== input.pushedImage);
     const broken = others.filter((p) => BROKEN.has(input.memberState(p.image) as MemberState));
     if (broken.length > 0) {
@@ -131,11 +144,18 @@ export function decideRebuilds(input: DecideRebuildsInput): RebuildDecision {
       parentImages: pinned,
       executionName: rebuildExecutionName(input.campaignId, child.image),
       priority: input.priority(child.image),
+      ...buildFields(placement),
     });
   }
   // Highest priority first: while slots are free, the first to ask for one gets it.
   decision.start.sort((a, b) => b.priority - a.priority);
   return decision;
+}
+
+function buildFields(placement: BuildPlacement): Pick<RebuildRequest, 'buildAccount' | 'buildRegion' | 'buildRoleArn'> {
+  if (placement.kind === BuildPlacementKind.SPOKE) return { buildAccount: placement.buildAccount, buildRegion: placement.buildRegion, buildRoleArn: placement.buildRoleArn };
+  if (placement.kind === BuildPlacementKind.HUB && placement.buildAccount && placement.buildRegion) return { buildAccount: placement.buildAccount, buildRegion: placement.buildRegion };
+  return {};
 }
 
 /** The campaign a root image's pushes currently feed, kept on the root image (`IMG#<root>`, sk `CAMPAIGN`). */

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { PolicySchema } from './policy';
 
 export const Severity = {
   INFORMATIONAL: 'INFORMATIONAL',
@@ -17,6 +18,8 @@ const OWNER_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 /** ECR repository name, or a prefix pattern ending in `*` (scopes IAM to `repository/prefix*`). */
 const REPOSITORY_PATTERN = /^(?:[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)(?:\/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*(?:\/?\*)?$|^\*$/;
 const PROJECT_PATTERN = /^[A-Za-z0-9][A-Za-z0-9_-]{1,254}\*?$/;
+/** An ECR tag key (what LineageDiscovery also checks). */
+const TAG_KEY = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 
 /** EventBridge Scheduler expressions: rate(N unit) or a six-field cron(...). */
 export function isScheduleExpression(value: string): boolean {
@@ -109,6 +112,8 @@ export const PatchlineConfigSchema = z
           .string()
           .refine(isScheduleExpression, 'rescan.schedule must be rate(N unit) or cron(min hour dom month dow year) with ? in dom or dow')
           .default('rate(1 day)'),
+        /** Basic scanning: an image whose last scan is older than this many days is scanned again; default 7 (RescanWorkflow). */
+        maxScanAgeDays: z.number().int().min(1, 'rescan.maxScanAgeDays must be at least 1').max(365, 'rescan.maxScanAgeDays must be at most 365').optional(),
       })
       .default({ schedule: 'rate(1 day)' }),
     scanning: z.strictObject({ mode: z.enum([ScanningMode.ENHANCED, ScanningMode.BASIC]).default(ScanningMode.ENHANCED) }).default({ mode: ScanningMode.ENHANCED }),
@@ -116,6 +121,19 @@ export const PatchlineConfigSchema = z
     repositories: z.array(z.string().regex(REPOSITORY_PATTERN, 'not an ECR repository name or prefix*')).min(1),
     /** Days a (digest, CVE, kind) alert is not repeated. */
     alertDedupDays: z.number().int().min(1).max(365).default(7),
+    /** Approved exceptions (image, CVE, reason, approver, expiry) that apply besides those in the store. */
+    exceptions: PolicySchema.shape.exceptions,
+    /** Images (keys or globs) whose vulnerabilities are accepted: the image itself, or the origin a CVE is attributed to. */
+    trustedBases: PolicySchema.shape.trustedBases,
+    /** ECR repository tags learn-lineage reads when the lineage names no owner or build project. */
+    discovery: z
+      .strictObject({
+        /** @default 'owner' */
+        ownerTagKey: z.string().regex(TAG_KEY, 'an ECR tag key is 1-128 letters, digits, spaces and _.:/=+-@').optional(),
+        /** @default 'build-project' */
+        buildProjectTagKey: z.string().regex(TAG_KEY, 'an ECR tag key is 1-128 letters, digits, spaces and _.:/=+-@').optional(),
+      })
+      .optional(),
     /** Operations contact: subscribed by email to the ops topic that every alarm notifies. */
     ops: z.strictObject({ email: z.email().optional() }).optional(),
     /** Hub-and-spoke deployment across accounts/regions; absent: a single-account deployment. */

@@ -238,7 +238,14 @@ export interface ExecutionState {
   readonly maxRetries?: number;
 }
 
-export const RebuildPath = { REBUILT: 'rebuilt', SETTLED_REBUILT: 'settledRebuilt', BUILD_FAILED: 'buildFailed', ALREADY_HANDLED: 'alreadyHandled' } as const;
+export const RebuildPath = {
+  REBUILT: 'rebuilt',
+  SETTLED_REBUILT: 'settledRebuilt',
+  BUILD_FAILED: 'buildFailed',
+  ALREADY_HANDLED: 'alreadyHandled',
+  /** A spoke image: built in its own account through the spoke's hub-access role. */
+  REBUILT_IN_SPOKE: 'rebuiltInSpoke',
+} as const;
 export type RebuildPath = (typeof RebuildPath)[keyof typeof RebuildPath];
 
 /** CDK's LambdaInvoke `retryOnServiceExceptions`: six retries on Lambda service errors. */
@@ -250,6 +257,8 @@ const START_BUILD_THROTTLING_RETRIES = 8;
 const settleWindowOpen: ExecutionState = { name: 'SettleWindowOpen', kind: ExecutionStateKind.CHOICE };
 const acquireSlot: ExecutionState = { name: 'AcquireSlot', kind: ExecutionStateKind.TASK_TOKEN, maxRetries: LAMBDA_SERVICE_RETRIES };
 const markBuilding: ExecutionState = { name: 'MarkBuilding', kind: ExecutionStateKind.TASK };
+/** Chooses the hub's StartBuild or the spoke's (the request carries the spoke role). */
+const buildAccount: ExecutionState = { name: 'BuildAccount', kind: ExecutionStateKind.CHOICE };
 const startBuild: ExecutionState = { name: 'StartBuild', kind: ExecutionStateKind.TASK_SYNC, maxRetries: START_BUILD_THROTTLING_RETRIES };
 const releaseSlot = (name: string): ExecutionState => ({ name, kind: ExecutionStateKind.TASK, maxRetries: LAMBDA_SERVICE_RETRIES });
 
@@ -264,6 +273,7 @@ export const REBUILD_EXECUTION_STATES: Readonly<Record<RebuildPath, readonly Exe
     acquireSlot,
     markBuilding,
     { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
+    buildAccount,
     startBuild,
     releaseSlot('ReleaseSlot'),
     { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
@@ -277,6 +287,7 @@ export const REBUILD_EXECUTION_STATES: Readonly<Record<RebuildPath, readonly Exe
     acquireSlot,
     markBuilding,
     { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
+    buildAccount,
     startBuild,
     releaseSlot('ReleaseSlot'),
     { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
@@ -287,12 +298,24 @@ export const REBUILD_EXECUTION_STATES: Readonly<Record<RebuildPath, readonly Exe
     acquireSlot,
     markBuilding,
     { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
+    buildAccount,
     startBuild,
     releaseSlot('ReleaseSlotAfterFailure'),
     { name: 'RecordBuildFailure', kind: ExecutionStateKind.TASK, maxRetries: LAMBDA_SERVICE_RETRIES },
     { name: 'BuildFailed', kind: ExecutionStateKind.FAIL },
   ],
   alreadyHandled: [settleWindowOpen, acquireSlot, markBuilding, releaseSlot('ReleaseSlotNotPending'), { name: 'AlreadyHandled', kind: ExecutionStateKind.SUCCEED }],
+  rebuiltInSpoke: [
+    settleWindowOpen,
+    acquireSlot,
+    markBuilding,
+    { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
+    buildAccount,
+    { name: 'StartBuildInSpoke', kind: ExecutionStateKind.TASK_SYNC, maxRetries: START_BUILD_THROTTLING_RETRIES },
+    releaseSlot('ReleaseSlot'),
+    { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
+    { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },
+  ],
 };
 
 /** Billed state transitions of one execution along `states`: one per state entered (retries are not transitions). */

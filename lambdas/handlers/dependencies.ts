@@ -1,6 +1,10 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { SFNClient, SendTaskFailureCommand, SendTaskSuccessCommand, TaskDoesNotExist, TaskTimedOut, InvalidToken } from '@aws-sdk/client-sfn';
+import type { RebuildRequest } from '../domain/campaign';
+import type { PatchlineMetric } from '../domain/patchline-metric';
 import type { Policy } from '../domain/policy';
+import { PowertoolsMetricsSink } from '../aws/powertools-metrics';
+import { stepFunctionsRebuildStarter } from '../aws/step-functions-rebuilds';
 import { CampaignStore } from '../store/campaign-store';
 import { DynamoLineageStore } from '../store/dynamo-lineage-store';
 import type { AlertDedupStore, ExceptionStore, FindingStore } from '../store/finding-store';
@@ -22,6 +26,37 @@ export interface HandlerDependencies {
   readonly exceptions?: ExceptionStore;
   readonly alertDedup?: AlertDedupStore;
   readonly findingPolicy?: Policy;
+  /** Patchline's own metrics (docs/observability.md): Powertools EMF in Lambda, a recording sink locally; @default none */
+  readonly metrics?: MetricsSink;
+  /** Starts rebuild-image executions from a handler (record-build-failure hands a superseded build over); @default none */
+  readonly rebuilds?: RebuildStarter;
+}
+
+/** Starts a rebuild-image execution by its deterministic name; false when that name was started before. */
+export interface RebuildStarter {
+  /** Where internal images are pinned (`<account>.dkr.ecr.<region>…`). */
+  readonly account: string;
+  readonly region: string;
+  start(name: string, input: RebuildRequest): Promise<boolean>;
+}
+
+/** Where handlers count what the dashboard charts. Dimensions are name → value (`{ Severity: 'HIGH' }`). */
+export interface MetricsSink {
+  count(name: PatchlineMetric, value: number, dimensions?: Readonly<Record<string, string>>): void;
+  seconds(name: PatchlineMetric, value: number, dimensions?: Readonly<Record<string, string>>): void;
+  /** Publishes what this invocation recorded; called once per invocation, after the handler (publishingMetrics). */
+  flush(): void;
+}
+
+/** The Lambda entry point of a handler: its metrics are published when it returns or throws. */
+export function publishingMetrics<R>(deps: HandlerDependencies, handler: (event: unknown) => Promise<R>): (event: unknown) => Promise<R> {
+  return async (event) => {
+    try {
+      return await handler(event);
+    } finally {
+      deps.metrics?.flush();
+    }
+  };
 }
 
 export interface TaskTokenCallbacks {
@@ -75,6 +110,8 @@ export function dependenciesFromEnvironment(): HandlerDependencies {
       defaultBuildSeconds: Number(process.env.DEFAULT_BUILD_SECONDS ?? '600'),
       settleWindowSeconds: Number(process.env.SETTLE_WINDOW_SECONDS ?? '0'),
       now: () => new Date(),
+      metrics: new PowertoolsMetricsSink(),
+      ...(process.env.REBUILD_STATE_MACHINE_ARN && { rebuilds: stepFunctionsRebuildStarter(new SFNClient({}), process.env.REBUILD_STATE_MACHINE_ARN) }),
     };
   }
   return fromEnvironment;

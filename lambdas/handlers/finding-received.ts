@@ -9,10 +9,11 @@ import { FixAvailable, NormalizedFinding, parseEcrScanEvent, parseInspectorFindi
 import { imageKey, ImageNode, isInternalImageKey, LineageGraph, ParentRole, Tier } from '../domain/lineage';
 import { parseImageRef } from '../domain/image-ref';
 import { attributeOrigin, OriginAction, OriginAttribution } from '../domain/origin';
+import { MetricDimension, PatchlineMetric, remediationSeconds } from '../domain/patchline-metric';
 import { evaluateFinding, parsePolicy, Policy, PolicyOutcome } from '../domain/policy';
 import { criticalPathPriorities } from '../domain/scheduling';
 import { AlertDedupStore, ExceptionStore, FindingChange, FindingStore, StoredFinding } from '../store/finding-store';
-import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
+import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics, requireEnv } from './dependencies';
 
 const logger = new Logger({ serviceName: 'patchline-finding-received' });
 
@@ -71,7 +72,12 @@ type FindingDependencies = HandlerDependencies & Required<Pick<HandlerDependenci
 
 /** The vulnerability policy of a config; exceptions live in the store (`patchline exception add`). */
 export function policyFromConfig(config: PatchlineConfig): Policy {
-  return parsePolicy({ severityThreshold: config.severityThreshold, requireFixAvailable: config.requireFixAvailable });
+  return parsePolicy({
+    severityThreshold: config.severityThreshold,
+    requireFixAvailable: config.requireFixAvailable,
+    exceptions: config.exceptions,
+    trustedBases: config.trustedBases,
+  });
 }
 
 /** The finding stores and policy, for the local runtime and the CLI. */
@@ -200,6 +206,8 @@ async function handleScan(deps: FindingDependencies, event: unknown): Promise<Fi
 async function handleFinding(deps: FindingDependencies, finding: NormalizedFinding): Promise<FindingReceivedResult> {
   const now = deps.now();
   const recorded = await deps.findings.record(finding);
+  const remediated = remediationSeconds(recorded.previous, recorded.finding);
+  if (remediated !== undefined) deps.metrics?.seconds(PatchlineMetric.TIME_TO_REMEDIATE, remediated, { [MetricDimension.SEVERITY]: finding.severity });
   const base = {
     event: 'Inspector2 Finding' as const,
     repository: finding.repository,
@@ -292,8 +300,10 @@ async function handleFinding(deps: FindingDependencies, finding: NormalizedFindi
   for (const p of planned) {
     const alert = buildAlert(p.input);
     const claimed = await deps.alertDedup.claim({ digest: p.dedupDigest, vulnerabilityId: finding.vulnerabilityId, kind: alert.kind, severity: finding.severity }, now);
-    if (claimed) alerts.push(publishable(alert));
-    else suppressed += 1;
+    if (claimed) {
+      alerts.push(publishable(alert));
+      deps.metrics?.count(PatchlineMetric.ALERTS_SENT, 1, { [MetricDimension.KIND]: alert.kind });
+    } else suppressed += 1;
   }
   const unowned = ownerless.length > 0 ? `; no owner to alert for ${ownerless.join(', ')}` : '';
   const action = campaigns.length > 0 ? FindingAction.REBUILD : alerts.length + suppressed > 0 ? FindingAction.ALERT : FindingAction.RECORDED;
@@ -390,6 +400,7 @@ async function startFindingCampaign(
     name: request.executionName,
     input: request.baseImage === undefined ? { ...request, baseImage: 'scratch', parentImages: [] } : request,
   }));
+  if (created) deps.metrics?.count(PatchlineMetric.CAMPAIGNS_STARTED, 1);
   logger.info('finding campaign', { campaignId: id, root: root.image, created, starts: starts.length });
   return { id, starts };
 }
@@ -419,4 +430,7 @@ function findingDependenciesFromEnvironment(): HandlerDependencies {
   return environmentDependencies;
 }
 
-export const handler = (event: unknown): Promise<FindingReceivedResult> => makeFindingReceivedHandler(findingDependenciesFromEnvironment())(event);
+export const handler = (event: unknown): Promise<FindingReceivedResult> => {
+  const deps = findingDependenciesFromEnvironment();
+  return publishingMetrics(deps, makeFindingReceivedHandler(deps))(event);
+};

@@ -13,8 +13,9 @@ import {
   RootPushKind,
   settleDeadline,
 } from '../domain/campaign';
-import { ecrImageUri, ImagePush, parseEcrPushEvent } from '../domain/ecr-push-event';
-import { isInternalImageKey, LineageGraph } from '../domain/lineage';
+import { ImagePush, parseEcrPushEvent } from '../domain/ecr-push-event';
+import { LineageGraph } from '../domain/lineage';
+import { REGISTRY_SCOPE_ENV, RegistryScope } from '../domain/registry-scope';
 import { criticalPathPriorities, estimateBuildSeconds } from '../domain/scheduling';
 import { MemberRecord } from '../store/campaign-store';
 import { dependenciesFromEnvironment, HandlerDependencies } from './dependencies';
@@ -40,6 +41,17 @@ export interface ImagePushedResult {
   readonly superseded?: string;
 }
 
+/** The shared dependencies plus the hub's registry scope (kept out of HandlerDependencies, which others own). */
+export type ImagePushedDependencies = HandlerDependencies & { readonly registryScope?: RegistryScope };
+
+/** image-pushed's own dependencies, for the local runtime and the tests: the scope of the configured organization. */
+export function imagePushedDependencies(organization: Parameters<typeof RegistryScope.forOrganization>[0]): { registryScope: RegistryScope } {
+  return { registryScope: RegistryScope.forOrganization(organization) };
+}
+
+/** A push with `repository` replaced by the image's key (registry-qualified for a spoke image). */
+type KeyedPush = ImagePush;
+
 /**
  * image-pushed: validate the ECR push, record the version, and decide which children to rebuild now.
  *
@@ -48,10 +60,13 @@ export interface ImagePushedResult {
  * push: inside the root's settle window it coalesces into the campaign still waiting to start; otherwise it starts a
  * new campaign, superseding the root's previous one.
  */
-export function makeImagePushedHandler(deps: HandlerDependencies): (event: unknown) => Promise<ImagePushedResult> {
+export function makeImagePushedHandler(deps: ImagePushedDependencies): (event: unknown) => Promise<ImagePushedResult> {
+  const scope = deps.registryScope ?? RegistryScope.singleAccount();
   return async (event) => {
-    const push = parseEcrPushEvent(event);
-    const image = push.repository;
+    const parsed = parseEcrPushEvent(event);
+    // Before anything is written: an event of an account/region that is not configured is refused (dead-lettered).
+    const image = scope.keyOf(parsed.account, parsed.region, parsed.repository);
+    const push: KeyedPush = { ...parsed, repository: image };
     const { created } = await deps.lineage.putVersion({ image, digest: push.digest, tags: push.tag ? [push.tag] : [], pushedAt: push.pushedAt });
     const empty = { image, digest: push.digest, newVersion: created, starts: [], waiting: [], skipped: [] };
 
@@ -59,7 +74,7 @@ export function makeImagePushedHandler(deps: HandlerDependencies): (event: unkno
     const handedOver: Array<{ name: string; input: RebuildRequest }> = [];
     if (campaign) {
       await recordBuilt(deps, campaign, image, push.digest);
-      handedOver.push(...(await handOver(deps, campaign, image, push)));
+      handedOver.push(...(await handOver(deps, scope, campaign, image, push)));
     }
     const children = await deps.lineage.children(image);
     let rootPush: RootPushKind | undefined;
@@ -72,10 +87,10 @@ export function makeImagePushedHandler(deps: HandlerDependencies): (event: unkno
       if (!root.campaignId) return { ...empty, campaignId: null, rootPush };
       campaign = root.campaignId;
       superseded = root.superseded;
-      if (root.settlesAt) settle = { until: root.settlesAt, rootImage: image, rootUri: ecrImageUri(push.account, push.region, image, push.digest).split('@')[0] };
+      if (root.settlesAt) settle = { until: root.settlesAt, rootImage: image, rootUri: scope.pinnedReference(image, push.digest, push).split('@')[0] };
     }
 
-    const decision = await decideFor(deps, campaign, push, image, push.digest, children);
+    const decision = await decideFor(deps, scope, campaign, push, image, push.digest, children);
     for (const skip of decision.skip) {
       await deps.campaigns.transition(campaign, skip.image, [MemberState.PENDING], MemberState.SKIPPED, { reason: skip.reason });
     }
@@ -121,14 +136,14 @@ function buildingSince(member: MemberRecord | undefined): number | undefined {
  * from the old root), and the image's rebuild in the root's current campaign, deferred until this build ended so
  * that two builds of one image never run at once, starts now from that campaign's parents.
  */
-async function handOver(deps: HandlerDependencies, campaign: string, image: string, push: ImagePush): Promise<Array<{ name: string; input: RebuildRequest }>> {
+async function handOver(deps: HandlerDependencies, scope: RegistryScope, campaign: string, image: string, push: KeyedPush): Promise<Array<{ name: string; input: RebuildRequest }>> {
   const record = await deps.campaigns.get(campaign);
   if (record?.status !== CampaignStatus.SUPERSEDED) return [];
   const current = (await deps.campaigns.rootPointer(record.rootImage))?.campaignId;
   if (!current || current === campaign) return [];
   const node = await deps.lineage.getImage(image);
   if (!node) return [];
-  const decision = await decideFor(deps, current, push, '', '', [node]);
+  const decision = await decideFor(deps, scope, current, push, '', '', [node]);
   for (const skip of decision.skip) await deps.campaigns.transition(current, skip.image, [MemberState.PENDING], MemberState.SKIPPED, { reason: skip.reason });
   logger.info('handed over', { image, from: campaign, to: current, starts: decision.start.length });
   return decision.start.map((request) => ({ name: request.executionName, input: request }));
@@ -137,8 +152,9 @@ async function handOver(deps: HandlerDependencies, campaign: string, image: stri
 /** decideRebuilds with the campaign's member states and each parent's pin (its rebuild in the campaign, else its current digest). */
 async function decideFor(
   deps: HandlerDependencies,
+  scope: RegistryScope,
   campaign: string,
-  push: ImagePush,
+  push: KeyedPush,
   pushedImage: string,
   pushedDigest: string,
   children: readonly ChildRecord[],
@@ -148,7 +164,7 @@ async function decideFor(
   const digests = new Map<string, string | undefined>();
   for (const parent of relevant) {
     const member = members.get(parent);
-    digests.set(parent, member?.digest ?? (isInternalImageKey(parent) ? (await deps.lineage.currentVersion(parent))?.digest : undefined));
+    digests.set(parent, member?.digest ?? (scope.isInternal(parent) ? (await deps.lineage.currentVersion(parent))?.digest : undefined));
   }
   return decideRebuilds({
     campaignId: campaign,
@@ -157,8 +173,10 @@ async function decideFor(
     children,
     memberState: (i) => members.get(i)?.state,
     parentDigest: (i) => digests.get(i),
-    imageUri: (i, digest) => pinnedReference(push, i, digest),
+    // Each parent is pinned in its own registry (a team image's enterprise parent lives in the platform account).
+    imageUri: (i, digest) => scope.pinnedReference(i, digest, push),
     priority: (i) => members.get(i)?.priority ?? deps.defaultBuildSeconds,
+    placement: (i) => scope.placement(i),
   });
 }
 
@@ -194,7 +212,7 @@ interface RootCampaign {
 }
 
 /** Finds or opens the campaign of a root push (settle window, supersede); see classifyRootPush. */
-async function rootCampaign(deps: HandlerDependencies, push: ImagePush): Promise<RootCampaign> {
+async function rootCampaign(deps: HandlerDependencies, push: KeyedPush): Promise<RootCampaign> {
   const root = push.repository;
   const window = deps.settleWindowSeconds ?? 0;
   for (let attempt = 0; attempt < ROOT_CLAIM_ATTEMPTS; attempt++) {
@@ -242,7 +260,7 @@ export class RootPushContentionError extends Error {
 }
 
 /** Creates the campaign (idempotent) with every image below the root pending, prioritized by critical path. */
-async function createCampaign(deps: HandlerDependencies, id: string, push: ImagePush): Promise<void> {
+async function createCampaign(deps: HandlerDependencies, id: string, push: KeyedPush): Promise<void> {
   if (await deps.campaigns.get(id)) return;
   const root = push.repository;
   const descendants = await deps.lineage.descendants(root);
@@ -265,12 +283,9 @@ async function createCampaign(deps: HandlerDependencies, id: string, push: Image
   );
 }
 
-/** Internal images live in the pushing account's ECR; external ones keep their registry and are pinned when known. */
-function pinnedReference(push: ImagePush, image: string, digest: string | undefined): string {
-  if (isInternalImageKey(image)) return digest ? ecrImageUri(push.account, push.region, image, digest) : image;
-  if (!digest) return image;
-  return `${image.replace(/:[^/:@]+$/, '').split('@')[0]}@${digest}`;
-}
-
-const defaultHandler = (event: unknown): Promise<ImagePushedResult> => makeImagePushedHandler(dependenciesFromEnvironment())(event);
+let environmentScope: RegistryScope | undefined;
+const defaultHandler = (event: unknown): Promise<ImagePushedResult> => {
+  environmentScope ??= RegistryScope.fromEnvironment(process.env[REGISTRY_SCOPE_ENV]);
+  return makeImagePushedHandler({ ...dependenciesFromEnvironment(), registryScope: environmentScope })(event);
+};
 export const handler = defaultHandler;

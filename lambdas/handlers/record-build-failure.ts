@@ -1,8 +1,12 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
 import { MemberState } from '../domain/campaign';
+import { pinnedImageReference } from '../domain/campaign-handover';
 import { describeIssues, InvalidEventError } from '../domain/ecr-push-event';
-import { dependenciesFromEnvironment, HandlerDependencies } from './dependencies';
+import { PatchlineMetric } from '../domain/patchline-metric';
+import { MemberRecord } from '../store/campaign-store';
+import { handOverToCurrentCampaign, RebuildStart } from './campaign-handover';
+import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics } from './dependencies';
 
 const logger = new Logger({ serviceName: 'patchline-record-build-failure' });
 
@@ -12,17 +16,35 @@ export const RecordBuildFailureInputSchema = z.object({
   error: z.object({ Error: z.string().max(1000).optional(), Cause: z.string().optional() }).optional(),
 });
 
+export interface RecordBuildFailureResult {
+  readonly skipped: string[];
+  /** A superseded campaign's build failed: the image's rebuild in the root's current campaign, started now. */
+  readonly handedOver: RebuildStart[];
+  /** The campaign it was handed over to, when the failed campaign was superseded. */
+  readonly handedOverTo?: string;
+}
+
+export class MissingRebuildStarterError extends Error {
+  public readonly code = 'MISSING_REBUILD_STARTER';
+  public constructor(image: string) {
+    super(`${image} must be rebuilt in the campaign that superseded its failed one, but record-build-failure has no rebuild starter (REBUILD_STATE_MACHINE_ARN)`);
+    this.name = 'MissingRebuildStarterError';
+  }
+}
+
 /**
  * A rebuild failed: the image is marked failed and every image below it that is still pending in the campaign is
- * skipped, with the reason; siblings go on.
+ * skipped, with the reason; siblings go on. When the campaign was superseded while this build ran, the root's current
+ * campaign had deferred its own rebuild of the image until this build ended: it is handed over now, as a successful
+ * build's push would have (campaign-handover), so the image is not left pending there.
  */
-export function makeRecordBuildFailureHandler(deps: HandlerDependencies): (event: unknown) => Promise<{ skipped: string[] }> {
+export function makeRecordBuildFailureHandler(deps: HandlerDependencies): (event: unknown) => Promise<RecordBuildFailureResult> {
   return async (event) => {
     const parsed = RecordBuildFailureInputSchema.safeParse(event);
     if (!parsed.success) throw new InvalidEventError('record-build-failure', describeIssues(parsed.error, event), { cause: parsed.error });
     const { campaignId, image, error } = parsed.data;
     const reason = `${error?.Error ?? 'build failed'}${error?.Cause ? `: ${error.Cause.slice(0, 500)}` : ''}`;
-    await deps.campaigns.transition(campaignId, image, [MemberState.BUILDING, MemberState.PENDING], MemberState.FAILED, { reason });
+    const failed = await deps.campaigns.transition(campaignId, image, [MemberState.BUILDING, MemberState.PENDING], MemberState.FAILED, { reason });
     await deps.campaigns.clearBuilding(image, campaignId);
     const skipped: string[] = [];
     for (const below of await deps.lineage.descendants(image)) {
@@ -31,9 +53,40 @@ export function makeRecordBuildFailureHandler(deps: HandlerDependencies): (event
       });
       if (moved) skipped.push(below.image);
     }
-    logger.warn('rebuild failed', { campaignId, image, reason, skipped: skipped.length });
-    return { skipped };
+    if (failed) {
+      // Counted once per failure: a retried invocation finds the member failed already.
+      deps.metrics?.count(PatchlineMetric.REBUILDS_FAILED, 1);
+      if (firstFailure(await deps.campaigns.members(campaignId), image)) deps.metrics?.count(PatchlineMetric.CAMPAIGNS_FAILED, 1);
+    }
+    const handover = await handOver(deps, campaignId, image);
+    logger.warn('rebuild failed', { campaignId, image, reason, skipped: skipped.length, handedOverTo: handover.handedOverTo, handedOver: handover.handedOver.length });
+    return { skipped, ...handover };
   };
 }
 
-export const handler = (event: unknown): Promise<{ skipped: string[] }> => makeRecordBuildFailureHandler(dependenciesFromEnvironment())(event);
+async function handOver(deps: HandlerDependencies, campaignId: string, image: string): Promise<Pick<RecordBuildFailureResult, 'handedOver' | 'handedOverTo'>> {
+  const starter = deps.rebuilds;
+  // Pins are made only for a rebuild that is due: without a starter that rebuild could not start, which is refused.
+  const pin = (i: string, digest: string | undefined): string => {
+    if (!starter) throw new MissingRebuildStarterError(image);
+    return pinnedImageReference(starter, i, digest);
+  };
+  const { campaignId: to, starts } = await handOverToCurrentCampaign(deps, campaignId, image, pin);
+  for (const start of starts) await starter!.start(start.name, start.input);
+  return { handedOver: starts, ...(to && { handedOverTo: to }) };
+}
+
+/**
+ * Whether `image`'s failure is its campaign's first: the earliest failed member (by the time it failed, then by name).
+ * Two failures recorded at once each see both, and only the earlier counts.
+ */
+function firstFailure(members: readonly MemberRecord[], image: string): boolean {
+  const failedAt = (m: MemberRecord): string => [...(m.history ?? [])].reverse().find((h) => h.state === MemberState.FAILED)?.at ?? m.updatedAt;
+  const failed = members.filter((m) => m.state === MemberState.FAILED).sort((a, b) => failedAt(a).localeCompare(failedAt(b)) || a.image.localeCompare(b.image));
+  return failed[0]?.image === image;
+}
+
+export const handler = (event: unknown): Promise<RecordBuildFailureResult> => {
+  const deps = dependenciesFromEnvironment();
+  return publishingMetrics(deps, makeRecordBuildFailureHandler(deps))(event);
+};

@@ -6,13 +6,14 @@ import { Alert, AlertKind, buildAlert, DigestEntry } from '../domain/alert';
 import { DriftedImage, DriftSubject, findDrift, ParentVersion } from '../domain/drift';
 import { FindingStatus, NormalizedFinding } from '../domain/finding';
 import { isInternalImageKey, Tier } from '../domain/lineage';
+import { MetricDimension, openFindingCounts, PatchlineMetric, remediationSeconds } from '../domain/patchline-metric';
 import { parsePolicy, Policy } from '../domain/policy';
 import { decideBasicScan, expiredExceptionFindings, reconcileFindings, ScanDecision } from '../domain/rescan';
 import { AlertDedupStore, ExceptionStore, FindingStore } from '../store/finding-store';
-import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
+import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics, requireEnv } from './dependencies';
 import { alertIdentityDigest, makeFindingReceivedHandler, PublishableAlert } from './finding-received';
 import { RescanServices, rescanServicesFromEnvironment } from './rescan-services';
-import type { RebuildRequest } from '../domain/campaign';
+import { MemberState, type RebuildRequest } from '../domain/campaign';
 
 const logger = new Logger({ serviceName: 'patchline-registry-rescan' });
 
@@ -155,7 +156,11 @@ async function rescanRepository(
     counts.reopened = result.reopened.length;
     counts.changed = result.changed.length;
     counts.closed = result.closed.length;
-    for (const finding of result.closed) await deps.findings.record(finding);
+    for (const finding of result.closed) {
+      const recorded = await deps.findings.record(finding);
+      const remediated = remediationSeconds(recorded.previous, recorded.finding);
+      if (remediated !== undefined) deps.metrics?.seconds(PatchlineMetric.TIME_TO_REMEDIATE, remediated, { [MetricDimension.SEVERITY]: finding.severity });
+    }
     // Missed, re-opened and re-scored findings are decided exactly as if their event had arrived.
     for (const finding of [...result.missed, ...result.reopened, ...result.changed]) {
       const event = fresh.events.get(finding.findingArn);
@@ -164,7 +169,10 @@ async function rescanRepository(
       alerts.push(...decided.alerts);
       starts.push(...decided.starts);
     }
-    if (node) alerts.push(...(await expiredExceptionAlerts(deps, node.image, node.tier, node.owner, fresh.findings, now)));
+    // Alerts of the findings decided above were counted by finding-received; these are the rescan's own.
+    const expired = node ? await expiredExceptionAlerts(deps, node.image, node.tier, node.owner, fresh.findings, now) : [];
+    for (const alert of expired) deps.metrics?.count(PatchlineMetric.ALERTS_SENT, 1, { [MetricDimension.KIND]: alert.attributes.kind });
+    alerts.push(...expired);
   }
 
   let drift: DriftedImage | null = null;
@@ -245,21 +253,43 @@ async function digest(deps: RescanDependencies, services: RescanServices, period
   const entries = new Map<string, DigestEntry[]>();
   const byImage = new Map(internal.map((n) => [n.image, n]));
   let openFindings = 0;
+  const gauged: Array<{ owner: string; severity: string }> = [];
   for (const f of await deps.findings.listOpen(10_000)) {
     const node = byImage.get(f.repository);
     const current = currents.get(f.repository);
     if (!node?.owner || (current !== undefined && f.digest !== current)) continue;
     openFindings += 1;
+    gauged.push({ owner: node.owner, severity: f.severity });
     entries.set(node.owner, [...(entries.get(node.owner) ?? []), { image: node.image, vulnerabilityId: f.vulnerabilityId, severity: f.severity, status: f.fixAvailable === 'NO' ? 'no fix yet' : 'fix available' }]);
   }
   const label = period ?? now.toISOString().slice(0, 10);
   const alerts = [...entries].sort(([a], [b]) => a.localeCompare(b)).map(([owner, list]) => publishableAlert(buildAlert({ kind: AlertKind.DIGEST, owner, entries: list, period: label })));
+  for (const alert of alerts) deps.metrics?.count(PatchlineMetric.ALERTS_SENT, 1, { [MetricDimension.KIND]: alert.attributes.kind });
+  // Gauges, once per run: every owner is reported, zeros included, so a fixed backlog shows as 0 and not as a gap.
+  const owners = internal.flatMap((n) => (n.owner === undefined ? [] : [n.owner]));
+  for (const { owner, severity, count } of openFindingCounts(owners, gauged)) {
+    deps.metrics?.count(PatchlineMetric.OPEN_FINDINGS, count, { [MetricDimension.OWNER]: owner, [MetricDimension.SEVERITY]: severity });
+  }
+  deps.metrics?.count(PatchlineMetric.CAMPAIGNS_RUNNING, await runningCampaigns(deps));
   return {
     owners: alerts.length,
     alerts,
     drifted: drift.drifted.slice(0, 200).map((d) => ({ image: d.image, ...(d.owner !== undefined && { owner: d.owner }), versionsBehind: d.versionsBehind, daysBehind: d.daysBehind, parents: d.parents.map((p) => p.parent) })),
     openFindings,
   };
+}
+
+/** Campaigns read for the CampaignsRunning gauge: the newest ones (a campaign runs for hours, not weeks). */
+const RUNNING_CAMPAIGNS_SCANNED = 200;
+
+/** Campaigns with members still pending or building (a superseded one counts while its last builds run). */
+async function runningCampaigns(deps: HandlerDependencies): Promise<number> {
+  let running = 0;
+  for (const campaign of await deps.campaigns.list(RUNNING_CAMPAIGNS_SCANNED)) {
+    const members = await deps.campaigns.members(campaign.campaignId);
+    if (members.some((m) => m.state === MemberState.PENDING || m.state === MemberState.BUILDING)) running += 1;
+  }
+  return running;
 }
 
 let environmentDependencies: HandlerDependencies | undefined;
@@ -279,5 +309,7 @@ function rescanDependenciesFromEnvironment(): HandlerDependencies {
   return environmentDependencies;
 }
 
-export const handler = (event: unknown): Promise<RepositoryPage | RepositoryRescan | DigestResult> =>
-  makeRegistryRescanHandler(rescanDependenciesFromEnvironment(), rescanServicesFromEnvironment())(event);
+export const handler = (event: unknown): Promise<RepositoryPage | RepositoryRescan | DigestResult> => {
+  const deps = rescanDependenciesFromEnvironment();
+  return publishingMetrics(deps, makeRegistryRescanHandler(deps, rescanServicesFromEnvironment()))(event);
+};

@@ -3,8 +3,9 @@ import { Logger } from '@aws-lambda-powertools/logger';
 import { AlertKind, buildAlert } from '../domain/alert';
 import { MemberState, VerificationVerdict, verifyRebuild } from '../domain/campaign';
 import { parseInspectorScanEvent } from '../domain/inspector-scan-event';
-import { FindingStore } from '../store/finding-store';
-import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
+import { MetricDimension, PatchlineMetric, secondsBetween } from '../domain/patchline-metric';
+import { FindingStore, StoredFinding } from '../store/finding-store';
+import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics, requireEnv } from './dependencies';
 import { MissingFindingDependenciesError, PublishableAlert } from './finding-received';
 
 const logger = new Logger({ serviceName: 'patchline-scan-completed' });
@@ -49,6 +50,11 @@ export function makeScanCompletedHandler(deps: HandlerDependencies): (event: unk
     const to = verdict === VerificationVerdict.VERIFIED ? MemberState.VERIFIED : MemberState.STILL_VULNERABLE;
     const moved = await deps.campaigns.transition(built.campaignId, scan.repository, [MemberState.BUILT], to, { reason }, scan.scannedAt);
     if (!moved) return { ...base, campaignId: built.campaignId, verdict: ScanVerdict.ALREADY_CHECKED };
+    if (verdict === VerificationVerdict.VERIFIED && triggering.length > 0) {
+      for (const remediated of remediations(await deps.findings.forRepository(scan.repository), triggering, scan.scannedAt)) {
+        deps.metrics?.seconds(PatchlineMetric.TIME_TO_REMEDIATE, remediated.seconds, { [MetricDimension.SEVERITY]: remediated.severity });
+      }
+    }
     const alerts: PublishableAlert[] = [];
     const owner = (await deps.lineage.getImage(scan.repository))?.owner;
     if (verdict === VerificationVerdict.STILL_VULNERABLE && owner) {
@@ -74,6 +80,7 @@ export function makeScanCompletedHandler(deps: HandlerDependencies): (event: unk
             vulnerability: alert.vulnerabilityId,
           },
         });
+        deps.metrics?.count(PatchlineMetric.ALERTS_SENT, 1, { [MetricDimension.KIND]: alert.kind });
       }
     }
     logger.info('rebuild checked', { repository: scan.repository, digest: scan.digest, campaignId: built.campaignId, verdict, stillVulnerable: ids });
@@ -81,7 +88,26 @@ export function makeScanCompletedHandler(deps: HandlerDependencies): (event: unk
   };
 }
 
-export const handler = (event: unknown): Promise<ScanCompletedResult> => makeScanCompletedHandler(scanDependencies())(event);
+export const handler = (event: unknown): Promise<ScanCompletedResult> => {
+  const deps = scanDependencies();
+  return publishingMetrics(deps, makeScanCompletedHandler(deps))(event);
+};
+
+/**
+ * A verified rebuild remediated each CVE that triggered its campaign: from the CVE's first sighting on the image (any
+ * digest) to the rescan that found it gone, with the severity it was reported at. A CVE never recorded is left out.
+ */
+function remediations(findingsOfImage: readonly StoredFinding[], triggering: readonly string[], scannedAt: string): Array<{ seconds: number; severity: string }> {
+  const found: Array<{ seconds: number; severity: string }> = [];
+  for (const id of new Set(triggering)) {
+    const sightings = findingsOfImage.filter((f) => f.vulnerabilityId === id);
+    if (sightings.length === 0) continue;
+    const first = sightings.reduce((a, b) => (b.firstObservedAt < a.firstObservedAt ? b : a));
+    const seconds = secondsBetween(first.firstObservedAt, scannedAt);
+    if (seconds !== undefined) found.push({ seconds, severity: first.severity });
+  }
+  return found;
+}
 
 let environmentDependencies: HandlerDependencies | undefined;
 

@@ -4,8 +4,9 @@ import { campaignId as deriveCampaignId, CampaignTrigger, decideRebuilds, Member
 import { ecrImageUri } from '../domain/ecr-push-event';
 import { parseImageRef } from '../domain/image-ref';
 import { isInternalImageKey, LineageGraph, Tier } from '../domain/lineage';
+import { PatchlineMetric } from '../domain/patchline-metric';
 import { criticalPathPriorities } from '../domain/scheduling';
-import { dependenciesFromEnvironment, HandlerDependencies } from './dependencies';
+import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics } from './dependencies';
 import { RescanServices, rescanServicesFromEnvironment } from './rescan-services';
 
 const logger = new Logger({ serviceName: 'patchline-upstream-watch' });
@@ -89,7 +90,7 @@ async function startUpstreamCampaign(
   const descendants = (await deps.lineage.descendants(external)).filter((d) => d.tier !== Tier.EXTERNAL);
   const members = new Set(descendants.map((d) => d.image));
   const priorities = criticalPathPriorities(graph, members, () => deps.defaultBuildSeconds);
-  await deps.campaigns.create(
+  const created = await deps.campaigns.create(
     {
       campaignId: id,
       rootImage: external,
@@ -101,6 +102,8 @@ async function startUpstreamCampaign(
     },
     descendants.map((d) => ({ image: d.image, priority: priorities.get(d.image) ?? deps.defaultBuildSeconds, parents: d.parents.map((p) => p.image) })),
   );
+  // A retried run finds the campaign created: it is counted once.
+  if (created) deps.metrics?.count(PatchlineMetric.CAMPAIGNS_STARTED, 1);
   const children = graph.children(external).map((c) => graph.require(c)).filter((c) => c.tier !== Tier.EXTERNAL);
   const states = await deps.campaigns.memberStates(id, children.map((c) => c.image));
   const otherParents = new Map<string, string | undefined>();
@@ -130,4 +133,7 @@ async function startUpstreamCampaign(
   };
 }
 
-export const handler = (event: unknown): Promise<UpstreamWatchResult> => makeUpstreamWatchHandler(dependenciesFromEnvironment(), rescanServicesFromEnvironment())(event);
+export const handler = (event: unknown): Promise<UpstreamWatchResult> => {
+  const deps = dependenciesFromEnvironment();
+  return publishingMetrics(deps, makeUpstreamWatchHandler(deps, rescanServicesFromEnvironment()))(event);
+};

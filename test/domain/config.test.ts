@@ -3,6 +3,7 @@ import { tmpdir } from 'os';
 import { join } from 'path';
 import { checkOwnersKnown, InvalidConfigError, isScheduleExpression, parseConfig } from '../../lambdas/domain/config';
 import { parseLineageFile } from '../../lambdas/domain/lineage-file';
+import { policyFromConfig } from '../../lambdas/handlers/finding-received';
 import { ConfigFileError, readConfigFile } from '../../lib/patchline-app';
 
 const CONFIG_FILE = join(__dirname, '../../patchline.config.json');
@@ -166,5 +167,68 @@ describe('Function: readConfigFile', () => {
     }
     expect(error).toBeInstanceOf(InvalidConfigError);
     expect((error as Error).message).toBe(`${file} is invalid:\n  - rebuild.concurrency: rebuild.concurrency must be at least 1 (received 0)`);
+  });
+});
+
+describe('Function: parseConfig (discovery, rescan age, policy exceptions and trusted bases)', () => {
+  const exception = { image: 'apps/payments-api', vulnerabilityId: 'CVE-2023-38545', reason: 'not reachable', approver: 'security@example.com', expiresAt: '2030-01-01T00:00:00Z' };
+
+  it('leaves them out of the repository\u2019s config: no discovery override, the workflow\u2019s scan age, an empty policy', () => {
+    const config = parseConfig(sample());
+    expect(config.discovery).toBeUndefined();
+    expect(config.rescan.maxScanAgeDays).toBeUndefined();
+    expect(config.exceptions).toEqual([]);
+    expect(config.trustedBases).toEqual([]);
+  });
+
+  it('accepts ECR tag keys for discovery, a scan age and policy entries', () => {
+    const raw = sample();
+    raw.discovery = { ownerTagKey: 'team:owner', buildProjectTagKey: 'ci/project' };
+    raw.rescan = { ...raw.rescan, maxScanAgeDays: 14 };
+    raw.exceptions = [exception];
+    raw.trustedBases = ['registry.access.redhat.com/**'];
+    const config = parseConfig(raw);
+    expect(config.discovery).toEqual(raw.discovery);
+    expect(config.rescan).toEqual({ schedule: raw.rescan.schedule, maxScanAgeDays: 14 });
+    expect(config.exceptions).toEqual([exception]);
+    expect(config.trustedBases).toEqual(['registry.access.redhat.com/**']);
+  });
+
+  it('refuses a discovery tag key that ECR would not take, and an unknown discovery field', () => {
+    const raw = sample();
+    raw.discovery = { ownerTagKey: 'owner\u0000' };
+    expect(problemsOf(raw)).toEqual([expect.stringMatching(/^discovery\.ownerTagKey: an ECR tag key/)]);
+    raw.discovery = { ownerTag: 'owner' };
+    expect(problemsOf(raw)).toEqual([expect.stringMatching(/^discovery: .*ownerTag/)]);
+  });
+
+  it.each([0, 366, 1.5])('refuses a rescan.maxScanAgeDays of %d', (days) => {
+    const raw = sample();
+    raw.rescan = { ...raw.rescan, maxScanAgeDays: days };
+    expect(problemsOf(raw)).toEqual([expect.stringMatching(/^rescan\.maxScanAgeDays: /)]);
+  });
+
+  it('refuses an exception without an expiry, and a trusted base that is not an image pattern (the policy\u2019s own rules)', () => {
+    const raw = sample();
+    const { expiresAt: _expiresAt, ...open } = exception;
+    raw.exceptions = [open];
+    raw.trustedBases = ['not an image'];
+    const problems = problemsOf(raw);
+    expect(problems).toEqual(expect.arrayContaining([expect.stringMatching(/^exceptions\.0\.expiresAt: /), expect.stringMatching(/^trustedBases\.0: an image key or pattern/)]));
+  });
+});
+
+describe('Function: policyFromConfig', () => {
+  it('carries the threshold, fix requirement, exceptions and trusted bases of the config into the policy', () => {
+    const raw = sample();
+    raw.exceptions = [{ image: 'apps/*', vulnerabilityId: 'CVE-2023-38545', reason: 'waived', approver: 'ciso', expiresAt: '2030-01-01T00:00:00Z' }];
+    raw.trustedBases = ['vendor/**'];
+    const config = parseConfig(raw);
+    expect(policyFromConfig(config)).toEqual({
+      severityThreshold: config.severityThreshold,
+      requireFixAvailable: config.requireFixAvailable,
+      exceptions: raw.exceptions,
+      trustedBases: ['vendor/**'],
+    });
   });
 });

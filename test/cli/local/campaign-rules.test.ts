@@ -1,6 +1,7 @@
 import { join } from 'path';
 import { parseConfig, PatchlineConfig } from '../../../lambdas/domain/config';
 import { ImageNode } from '../../../lambdas/domain/lineage';
+import { campaignId } from '../../../lambdas/domain/campaign';
 import { parseInspectorFindingEvent } from '../../../lambdas/domain/finding';
 import { estimateBuildSeconds } from '../../../lambdas/domain/scheduling';
 import { BuildBehaviour } from '../../../cli/local/local-aws';
@@ -45,6 +46,15 @@ async function start(lineage: readonly ImageNode[], config: PatchlineConfig, bui
   return LocalRuntime.start({ config, lineage, builds, template: projectTemplate() });
 }
 
+/** Resolves when `condition` holds, polled: the order of events is controlled, not how long anything takes. */
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
 async function expectSlotsReturned(runtime: LocalRuntime, cap: number): Promise<void> {
   expect(runtime.codebuild.maxConcurrent).toBeLessThanOrEqual(cap);
   expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
@@ -61,9 +71,16 @@ describe('Class: LocalRuntime (campaign rules)', () => {
   describe('Rule: settle window', () => {
     it('coalesces pushes of one root inside the window into one campaign, built once from the latest digest', async () => {
       runtime = await start(CHAIN, withSettle(300));
-      // The window is 300 s by arrival; locally its Wait lasts long enough for every push to be recorded.
-      runtime.stepFunctions.waitMillis = 400;
       const [d1, d2, d3] = [digestOf('os-amd64'), digestOf('os-arm64'), digestOf('os-s390x')];
+      // The window is 300 s by arrival. Rather than a Wait long enough for every push to land (a race on a loaded
+      // machine), the campaign's rebuilds start only once all three pushes are recorded; their Wait then ends at once.
+      const local = runtime;
+      const opened = campaignId('enterprise/os', d1);
+      const startExecution = local.stepFunctions.startExecution.bind(local.stepFunctions);
+      local.stepFunctions.startExecution = async (arn, input, name) => {
+        if ((input as { settle?: unknown } | undefined)?.settle !== undefined) await until(async () => (await local.deps.campaigns.get(opened))?.rootDigest === d3, 'all three pushes recorded');
+        return startExecution(arn, input, name);
+      };
       runtime.send(pushAt('enterprise/os', d1, '2024-03-01T10:00:00Z'));
       runtime.send(pushAt('enterprise/os', d2, '2024-03-01T10:01:00Z'));
       runtime.send(pushAt('enterprise/os', d3, '2024-03-01T10:02:00Z'));
@@ -95,13 +112,32 @@ describe('Class: LocalRuntime (campaign rules)', () => {
 
   describe('Rule: supersede', () => {
     it('supersedes a running campaign: pending members rebuild once, in the new campaign, from the newer digest', async () => {
-      runtime = await start(CHAIN, withSettle(0), { buildMillis: 300 });
+      runtime = await start(CHAIN, withSettle(0));
       const [d1, d2] = [digestOf('os-old'), digestOf('os-new')];
+      // The first campaign's builds are held until the second push has superseded it: they are in flight when it
+      // arrives, however slow the machine (a fixed delay would race them).
+      const local = runtime;
+      const first = campaignId('enterprise/os', d1);
+      let release!: () => void;
+      const gate = new Promise<void>((resolve) => (release = resolve));
+      let held = 0;
+      const startBuildSync = local.codebuild.startBuildSync.bind(local.codebuild);
+      local.codebuild.startBuildSync = async (parameters) => {
+        const env = (parameters.EnvironmentVariablesOverride as Array<{ Name: string; Value: string }>) ?? [];
+        if (env.find((v) => v.Name === 'PATCHLINE_CAMPAIGN')?.Value === first) {
+          held += 1;
+          await gate;
+        }
+        return startBuildSync(parameters);
+      };
       runtime.send(pushAt('enterprise/os', d1, '2024-03-01T10:00:00Z'));
       const done = runtime.runUntilQuiet();
       // apps/a and apps/c are building for the first campaign; apps/b waits for apps/a.
-      await new Promise((resolve) => setTimeout(resolve, 120));
+      await until(() => held === 2, 'apps/a and apps/c building for the first campaign');
       runtime.send(pushAt('enterprise/os', d2, '2024-03-01T10:05:00Z'));
+      await until(async () => (await local.deps.campaigns.get(first))?.status === 'superseded', 'the first campaign superseded');
+      await until(() => local.stepFunctions.allExecutions.filter((e) => e.stateMachine.includes('ImagePushed') && e.status !== 'RUNNING').length === 2, 'both pushes decided');
+      release();
       await done;
 
       const campaigns = await runtime.deps.campaigns.list();

@@ -1,0 +1,170 @@
+import { readFileSync } from 'fs';
+import { join } from 'path';
+import { BuildRecord } from '../../../cli/local/local-aws';
+import { LocalRuntime } from '../../../cli/local/local-runtime';
+import { CfnTemplate, synthesizeTemplate } from '../../../cli/local/synthesized-template';
+import { parseConfig, PatchlineConfig } from '../../../lambdas/domain/config';
+import { ImageNode } from '../../../lambdas/domain/lineage';
+import { parseRegistryKey, registryHost } from '../../../lambdas/domain/registry-scope';
+import { hubAccessRoleName } from '../../../lib/spoke-stack';
+import { digestOf, pushEvent, REPO_ROOT } from '../../support/template';
+
+const HUB = { account: '111111111111', region: 'eu-west-1' };
+const PAYMENTS = { account: '222222222222', region: 'eu-west-1' };
+const ORDERS_SAME_REGION = { account: '333333333333', region: 'eu-west-1' };
+
+/** The shipped example: a hub and two team accounts, the orders account in a second region (us-east-1). */
+function exampleConfig(): PatchlineConfig {
+  return parseConfig(JSON.parse(readFileSync(join(REPO_ROOT, 'examples/organization.config.json'), 'utf8')));
+}
+
+/** The example with the orders account moved into the hub's region: both team accounts reachable. */
+function sameRegionConfig(): PatchlineConfig {
+  const raw = JSON.parse(readFileSync(join(REPO_ROOT, 'examples/organization.config.json'), 'utf8')) as { organization: { spokes: Array<{ region: string }> } };
+  raw.organization.spokes[1].region = ORDERS_SAME_REGION.region;
+  return parseConfig(raw);
+}
+
+const key = (where: { account: string; region: string }, repository: string): string => `${registryHost(where.account, where.region)}/${repository}`;
+
+/** One lineage across three accounts: the platform (hub) account's enterprise image under images of two team accounts. */
+function lineage(orders: { account: string; region: string }): ImageNode[] {
+  const image = (name: string, parents: string[], owner: string, project: string): ImageNode => ({
+    image: name,
+    tier: 'application',
+    owner,
+    parents: parents.map((p) => ({ image: p, role: 'runtime' as const })),
+    build: { project },
+  });
+  return [
+    { ...image('enterprise/python-311', ['registry.access.redhat.com/ubi9/python-311:1-34'], 'platform-team', 'enterprise-python-311'), tier: 'enterprise' },
+    { ...image('builders/python-ci', ['enterprise/python-311'], 'build-tools', 'builders-python-ci'), tier: 'builder' },
+    image(key(PAYMENTS, 'apps/payments-api'), ['enterprise/python-311'], 'payments-team', 'apps-payments-api'),
+    // Below a team image, in the same team account: its push comes back from that account, over the hub bus.
+    image(key(PAYMENTS, 'apps/payments-worker'), [key(PAYMENTS, 'apps/payments-api')], 'payments-team', 'apps-payments-worker'),
+    image(key(orders, 'apps/orders-api'), ['enterprise/python-311'], 'orders-team', 'apps-orders-api'),
+  ];
+}
+
+/** A push as ECR emits it in `where` (the real sample, with the account and region of the pushing registry). */
+function pushIn(where: { account: string; region: string }, repository: string, digest: string): Record<string, unknown> {
+  return { ...pushEvent(repository, digest), account: where.account, region: where.region };
+}
+
+async function run(config: PatchlineConfig, template: CfnTemplate, images: ImageNode[], events: unknown[]): Promise<LocalRuntime> {
+  const runtime = await LocalRuntime.start({ config, lineage: images, template });
+  for (const event of events) runtime.send(event);
+  await runtime.runUntilQuiet();
+  return runtime;
+}
+
+const byImage = (builds: readonly BuildRecord[]): Map<string, BuildRecord> => new Map(builds.map((b) => [b.image, b]));
+
+describe('Class: LocalRuntime (organization)', () => {
+  let runtime: LocalRuntime | undefined;
+  afterEach(async () => {
+    await runtime?.stop();
+    runtime = undefined;
+  });
+
+  describe('Method: runUntilQuiet', () => {
+    const config = sameRegionConfig();
+    let template: CfnTemplate;
+    beforeAll(() => {
+      template = synthesizeTemplate(config);
+    });
+
+    it('rebuilds the team images of both accounts from a push of the platform image, each through its own account role', async () => {
+      const digest = digestOf('platform-enterprise-1');
+      runtime = await run(config, template, lineage(ORDERS_SAME_REGION), [pushIn(HUB, 'enterprise/python-311', digest)]);
+      const builds = byImage(runtime.codebuild.builds);
+      expect([...builds.keys()].sort()).toEqual(
+        ['builders/python-ci', key(PAYMENTS, 'apps/payments-api'), key(PAYMENTS, 'apps/payments-worker'), key(ORDERS_SAME_REGION, 'apps/orders-api')].sort(),
+      );
+      for (const build of builds.values()) {
+        expect(build.status).toBe('SUCCEEDED');
+        const owner = parseRegistryKey(build.image);
+        if (owner) {
+          // Started through the spoke stack's own role in the account that owns the image, and pushed there.
+          expect(build.roleArn).toBe(`arn:aws:iam::${owner.account}:role/${hubAccessRoleName(owner.region)}`);
+          expect(build.registry).toEqual({ account: owner.account, region: owner.region });
+        } else {
+          expect(build.roleArn).toBeUndefined();
+          expect(build.registry).toBeUndefined();
+        }
+      }
+      expect(new Set([...builds.values()].map((b) => b.roleArn?.split(':')[4]).filter(Boolean))).toEqual(new Set([PAYMENTS.account, ORDERS_SAME_REGION.account]));
+
+      // The team images build FROM the platform account's registry; the worker FROM its team parent's fresh digest.
+      const platformPin = `${registryHost(HUB.account, HUB.region)}/enterprise/python-311@${digest}`;
+      expect(builds.get(key(PAYMENTS, 'apps/payments-api'))!.baseImage).toBe(platformPin);
+      expect(builds.get(key(ORDERS_SAME_REGION, 'apps/orders-api'))!.baseImage).toBe(platformPin);
+      expect(builds.get(key(PAYMENTS, 'apps/payments-worker'))!.baseImage).toBe(`${key(PAYMENTS, 'apps/payments-api')}@${builds.get(key(PAYMENTS, 'apps/payments-api'))!.pushedDigest}`);
+      expect(new Set([...builds.values()].map((b) => b.campaign)).size).toBe(1);
+
+      // The team accounts' pushes arrived on the hub bus and were taken by its rule, not the default bus's.
+      const teamPushes = runtime.routed.filter((r) => [PAYMENTS.account, ORDERS_SAME_REGION.account].includes((r.event as { account: string }).account));
+      expect(teamPushes).toHaveLength(3);
+      for (const routed of teamPushes) {
+        expect(routed.rules).toHaveLength(1);
+        expect(routed.rules[0]).toMatch(/^HubEventBusHubEcrPushRule/);
+      }
+      // The spoke executions went through StartBuildInSpoke, the hub's through StartBuild, never both.
+      const rebuilds = runtime.stepFunctions.allExecutions.filter((e) => e.stateMachine.endsWith('rebuild-image'));
+      expect(rebuilds).toHaveLength(4);
+      for (const execution of rebuilds) {
+        const inSpoke = typeof (execution.input as { buildRoleArn?: unknown }).buildRoleArn === 'string';
+        expect(execution.status).toBe('SUCCEEDED');
+        expect(execution.states.includes('StartBuildInSpoke')).toBe(inSpoke);
+        expect(execution.states.includes('StartBuild')).toBe(!inSpoke);
+      }
+      expect(runtime.result().deadLetters).toEqual([]);
+      expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
+      expect(runtime.stepFunctions.pendingTokens).toBe(0);
+    });
+
+    it('takes a team account push as a root of its own: only that account images below it are rebuilt', async () => {
+      runtime = await run(config, template, lineage(ORDERS_SAME_REGION), [pushIn(PAYMENTS, 'apps/payments-api', digestOf('team-payments-1'))]);
+      expect(runtime.codebuild.builds.map((b) => [b.image, b.roleArn])).toEqual([[key(PAYMENTS, 'apps/payments-worker'), `arn:aws:iam::${PAYMENTS.account}:role/${hubAccessRoleName(PAYMENTS.region)}`]]);
+      expect(runtime.codebuild.builds[0].baseImage).toBe(`${key(PAYMENTS, 'apps/payments-api')}@${digestOf('team-payments-1')}`);
+      expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
+    });
+
+    it('refuses a push from an account that is not configured: dead-lettered with the reason, nothing recorded or built', async () => {
+      const stranger = { account: '444444444444', region: 'eu-west-1' };
+      runtime = await run(config, template, lineage(ORDERS_SAME_REGION), [pushIn(stranger, 'apps/payments-api', digestOf('stranger-1'))]);
+      expect(runtime.codebuild.builds).toEqual([]);
+      const letters = runtime.result().deadLetters;
+      expect(letters).toHaveLength(1);
+      expect(letters[0].reason).toContain('444444444444');
+      expect(letters[0].reason).toContain('neither the hub nor a configured spoke');
+      expect((letters[0].event as { account: string }).account).toBe(stranger.account);
+      expect(await runtime.deps.lineage.currentVersion('apps/payments-api')).toBeUndefined();
+      expect(await runtime.deps.lineage.currentVersion(key(stranger, 'apps/payments-api'))).toBeUndefined();
+    });
+
+    it('refuses a push of a configured account from a region it is not configured in', async () => {
+      runtime = await run(config, template, lineage(ORDERS_SAME_REGION), [pushIn({ account: PAYMENTS.account, region: 'ap-south-1' }, 'apps/payments-api', digestOf('wrong-region-1'))]);
+      expect(runtime.codebuild.builds).toEqual([]);
+      expect(runtime.result().deadLetters.map((d) => d.reason).join('\n')).toContain(`account ${PAYMENTS.account} in ap-south-1`);
+    });
+  });
+
+  describe('Method: runUntilQuiet (a spoke in another region)', () => {
+    it('skips the image of the spoke outside the hub region with the reason, and still builds the others', async () => {
+      const config = exampleConfig();
+      const orders = { account: '333333333333', region: 'us-east-1' };
+      runtime = await run(config, synthesizeTemplate(config), lineage(orders), [pushIn(HUB, 'enterprise/python-311', digestOf('platform-enterprise-2'))]);
+      const builds = byImage(runtime.codebuild.builds);
+      expect([...builds.keys()].sort()).toEqual(['builders/python-ci', key(PAYMENTS, 'apps/payments-api'), key(PAYMENTS, 'apps/payments-worker')].sort());
+      expect(runtime.calls.filter((c) => c.service === 'codebuild').map((c) => (c.parameters as { Credentials?: { RoleArn: string } }).Credentials?.RoleArn)).not.toContain(
+        `arn:aws:iam::${orders.account}:role/${hubAccessRoleName(orders.region)}`,
+      );
+      const campaign = runtime.codebuild.builds[0].campaign;
+      const member = (await runtime.deps.campaigns.memberStates(campaign, [key(orders, 'apps/orders-api')])).get(key(orders, 'apps/orders-api'));
+      expect(member?.state).toBe('skipped');
+      expect(member?.reason).toContain('cannot start CodeBuild in another region');
+      expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
+    });
+  });
+});

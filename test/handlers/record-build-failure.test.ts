@@ -1,0 +1,175 @@
+import { LocalRuntime } from '../../cli/local/local-runtime';
+import { CodeBuildStandInError } from '../../cli/local/local-aws';
+import { LocalMetrics } from '../../cli/local/local-metrics';
+import { campaignId, CampaignTrigger, MemberState, RebuildRequest } from '../../lambdas/domain/campaign';
+import { parseConfig, PatchlineConfig } from '../../lambdas/domain/config';
+import { ImageNode } from '../../lambdas/domain/lineage';
+import { PatchlineMetric } from '../../lambdas/domain/patchline-metric';
+import { HandlerDependencies, RebuildStarter } from '../../lambdas/handlers/dependencies';
+import { makeRecordBuildFailureHandler, MissingRebuildStarterError } from '../../lambdas/handlers/record-build-failure';
+import { CampaignStore } from '../../lambdas/store/campaign-store';
+import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
+import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
+import { startTestTable } from '../support/dynamodb';
+import { digestOf, projectConfig, projectTemplate, pushEvent } from '../support/template';
+
+const node = (image: string, parents: string[]): ImageNode => ({
+  image,
+  tier: 'application',
+  owner: 'platform-team',
+  parents: parents.map((p) => ({ image: p, role: 'runtime' as const })),
+  build: { project: `apps-${image.replace(/\//g, '-')}` },
+});
+
+/** R → A → B, and R → C. */
+const CHAIN = [node('enterprise/os', []), node('apps/a', ['enterprise/os']), node('apps/b', ['apps/a']), node('apps/c', ['enterprise/os'])];
+const MEMBERS = CHAIN.slice(1).map((n) => ({ image: n.image, priority: 600, parents: n.parents.map((p) => p.image) }));
+
+function noSettle(): PatchlineConfig {
+  const config = projectConfig();
+  return parseConfig({ ...config, rebuild: { ...config.rebuild, settleWindowSeconds: 0 } });
+}
+
+/** Resolves when `condition` holds, polled (no assertion depends on how long it takes; a minute means it is stuck). */
+async function until(condition: () => boolean | Promise<boolean>, what: string): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  while (!(await condition())) {
+    if (Date.now() > deadline) throw new Error(`never happened: ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+describe('Function: makeRecordBuildFailureHandler', () => {
+  let table: Awaited<ReturnType<typeof startTestTable>>;
+  let deps: HandlerDependencies;
+  let started: Array<{ name: string; input: RebuildRequest }>;
+  let metrics: LocalMetrics;
+  const [oldDigest, newDigest] = [digestOf('os-old'), digestOf('os-new')];
+  const older = campaignId('enterprise/os', oldDigest);
+  const newer = campaignId('enterprise/os', newDigest);
+  const starter: RebuildStarter = {
+    account: '123456789012',
+    region: 'eu-west-1',
+    start: async (name, input) => {
+      started.push({ name, input });
+      return true;
+    },
+  };
+
+  beforeEach(async () => {
+    table = await startTestTable();
+    started = [];
+    metrics = new LocalMetrics();
+    const { client, tableName } = table;
+    deps = {
+      lineage: new DynamoLineageStore({ client, tableName }),
+      campaigns: new CampaignStore({ client, tableName }),
+      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 2 }),
+      taskTokens: { succeed: async () => true, fail: async () => true },
+      defaultBuildSeconds: 600,
+      now: () => new Date('2024-03-01T10:10:00Z'),
+      metrics,
+      rebuilds: starter,
+    };
+    await deps.lineage.putImages(CHAIN);
+    await deps.lineage.putVersion({ image: 'enterprise/os', digest: oldDigest, tags: ['latest'], pushedAt: '2024-03-01T10:00:00Z' });
+    await deps.lineage.putVersion({ image: 'enterprise/os', digest: newDigest, tags: ['latest'], pushedAt: '2024-03-01T10:05:00Z' });
+    // The older campaign had apps/a building when a newer push of the root superseded it; the newer one deferred apps/a.
+    const record = (id: string, digest: string) => ({ campaignId: id, rootImage: 'enterprise/os', rootDigest: digest, trigger: CampaignTrigger.PUSH, reason: 'push', startedAt: '2024-03-01T10:00:00Z', memberCount: 3 });
+    await deps.campaigns.create(record(older, oldDigest), MEMBERS);
+    await deps.campaigns.transition(older, 'apps/a', [MemberState.PENDING], MemberState.BUILDING);
+    await deps.campaigns.create(record(newer, newDigest), MEMBERS);
+    await deps.campaigns.claimRoot({ rootImage: 'enterprise/os', campaignId: newer, rootDigest: newDigest, pushedAt: '2024-03-01T10:05:00Z' }, undefined);
+    await deps.campaigns.supersede(older, newer, 'superseded');
+  });
+
+  afterEach(async () => {
+    await table.stop();
+  });
+
+  it('hands a superseded campaign\u2019s failed image over to the root\u2019s current campaign, pinned to the newer root', async () => {
+    const result = await makeRecordBuildFailureHandler(deps)({ campaignId: older, image: 'apps/a', error: { Error: 'States.TaskFailed', Cause: 'exit 1' } });
+
+    expect(result.handedOverTo).toBe(newer);
+    expect(started).toEqual([{ name: expect.any(String), input: expect.objectContaining({ campaignId: newer, image: 'apps/a', baseImage: `123456789012.dkr.ecr.eu-west-1.amazonaws.com/enterprise/os@${newDigest}` }) }]);
+    expect(result.handedOver).toEqual(started);
+    expect((await deps.campaigns.memberStates(older, ['apps/a'])).get('apps/a')?.state).toBe(MemberState.FAILED);
+    // The newer campaign's apps/b still waits for apps/a there: nothing was skipped in it.
+    expect([...(await deps.campaigns.memberStates(newer, ['apps/a', 'apps/b', 'apps/c'])).values()].map((m) => m.state)).toEqual(['pending', 'pending', 'pending']);
+  });
+
+  it('hands nothing over when the failed campaign is the root\u2019s current one, and skips the subtree', async () => {
+    await deps.campaigns.transition(newer, 'apps/a', [MemberState.PENDING], MemberState.BUILDING);
+    const result = await makeRecordBuildFailureHandler(deps)({ campaignId: newer, image: 'apps/a' });
+    expect(result).toEqual({ skipped: ['apps/b'], handedOver: [] });
+    expect(started).toEqual([]);
+  });
+
+  it('counts RebuildsFailed per failure and CampaignsFailed for the campaign\u2019s first failure only, once on a retry', async () => {
+    const handler = makeRecordBuildFailureHandler(deps);
+    await deps.campaigns.transition(newer, 'apps/a', [MemberState.PENDING], MemberState.BUILDING);
+    await deps.campaigns.transition(newer, 'apps/c', [MemberState.PENDING], MemberState.BUILDING);
+    await handler({ campaignId: newer, image: 'apps/a' });
+    await handler({ campaignId: newer, image: 'apps/a' }); // a retried invocation
+    await handler({ campaignId: newer, image: 'apps/c' });
+    expect(metrics.total(PatchlineMetric.REBUILDS_FAILED)).toBe(2);
+    expect(metrics.total(PatchlineMetric.CAMPAIGNS_FAILED)).toBe(1);
+  });
+
+  it('refuses to hand an image over without a rebuild starter, after recording the failure', async () => {
+    const { rebuilds: _none, ...withoutStarter } = deps;
+    await expect(makeRecordBuildFailureHandler(withoutStarter)({ campaignId: older, image: 'apps/a' })).rejects.toThrow(MissingRebuildStarterError);
+    expect((await deps.campaigns.memberStates(older, ['apps/a'])).get('apps/a')?.state).toBe(MemberState.FAILED);
+  });
+
+  it('refuses an input without a campaign id', async () => {
+    await expect(makeRecordBuildFailureHandler(deps)({ image: 'apps/a' })).rejects.toThrow(/record-build-failure/);
+  });
+});
+
+describe('Class: LocalRuntime (a superseded campaign\u2019s build fails)', () => {
+  let runtime: LocalRuntime | undefined;
+  afterEach(async () => {
+    await runtime?.stop();
+    runtime = undefined;
+  });
+
+  it('rebuilds the image in the newer campaign, and everything below it, instead of leaving it pending', async () => {
+    runtime = await LocalRuntime.start({ config: noSettle(), lineage: CHAIN, template: projectTemplate() });
+    const [d1, d2] = [digestOf('os-old'), digestOf('os-new')];
+    const first = campaignId('enterprise/os', d1);
+    // The first campaign's builds are held until the second push has superseded it; its apps/a build then fails.
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    let held = 0;
+    const codebuild = runtime.codebuild;
+    const original = codebuild.startBuildSync.bind(codebuild);
+    codebuild.startBuildSync = async (parameters) => {
+      const env = new Map(((parameters.EnvironmentVariablesOverride as Array<{ Name: string; Value: string }>) ?? []).map((v) => [v.Name, v.Value]));
+      if (env.get('PATCHLINE_CAMPAIGN') !== first) return original(parameters);
+      held += 1;
+      await gate;
+      if (env.get('PATCHLINE_IMAGE') === 'apps/a') throw new CodeBuildStandInError('States.TaskFailed', JSON.stringify({ Build: { BuildStatus: 'FAILED' } }));
+      return original(parameters);
+    };
+
+    runtime.send({ ...pushEvent('enterprise/os', d1), time: '2024-03-01T10:00:00Z' });
+    const done = runtime.runUntilQuiet();
+    await until(() => held === 2, 'apps/a and apps/c building for the first campaign');
+    runtime.send({ ...pushEvent('enterprise/os', d2), time: '2024-03-01T10:05:00Z' });
+    await until(async () => (await runtime!.deps.campaigns.get(first))?.status === 'superseded', 'the first campaign superseded');
+    await until(() => runtime!.stepFunctions.allExecutions.filter((e) => e.stateMachine.includes('ImagePushed') && e.status !== 'RUNNING').length === 2, 'both pushes decided');
+    release();
+    await done;
+
+    const newer = (await runtime.deps.campaigns.get(first))!.supersededBy!;
+    const newMembers = await runtime.deps.campaigns.members(newer);
+    expect(Object.fromEntries(newMembers.map((m) => [m.image, m.state]))).toEqual({ 'apps/a': 'built', 'apps/b': 'built', 'apps/c': 'built' });
+    const oldMembers = await runtime.deps.campaigns.members(first);
+    expect(oldMembers.find((m) => m.image === 'apps/a')?.state).toBe('failed');
+    const builtInNewer = runtime.codebuild.builds.filter((b) => b.campaign === newer);
+    expect(builtInNewer.find((b) => b.image === 'apps/a')?.baseImage).toMatch(new RegExp(`/enterprise/os@${d2}$`));
+    expect(runtime.metrics.total(PatchlineMetric.REBUILDS_FAILED)).toBe(1);
+    expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
+  });
+});
