@@ -2,6 +2,7 @@ import { readFileSync } from 'fs';
 import { parseConfig, PatchlineConfig } from '../lambdas/domain/config';
 import { ImageNode } from '../lambdas/domain/lineage';
 import { parseLineageFile } from '../lambdas/domain/lineage-file';
+import { RegistryScope } from '../lambdas/domain/registry-scope';
 import { UsageError } from './cli-error';
 
 export function readText(file: string, what: string): string {
@@ -25,6 +26,8 @@ export function loadConfig(file: string): PatchlineConfig {
   return parseConfig(readJson(file, 'config'), file);
 }
 
-export function loadLineage(file: string): ImageNode[] {
-  return parseLineageFile(file, readText(file, 'lineage file'));
+/** A lineage file; with the config's organization, a hub image named by its qualified key gets its bare key. */
+export function loadLineage(file: string, config?: PatchlineConfig): ImageNode[] {
+  const scope = config?.organization ? RegistryScope.forOrganization(config.organization) : undefined;
+  return parseLineageFile(file, readText(file, 'lineage file'), scope ? { canonicalKey: (key) => scope.canonicalKey(key) } : {});
 }

@@ -34,8 +34,12 @@ export const COMMANDS: readonly CommandSpec[] = [
     name: 'lineage import',
     description: 'store a lineage: a YAML/JSON images file, or TSV child<TAB>parent edges',
     args: ['<file>'],
-    options: [TABLE_OPTION, { flags: '--no-progress', description: 'no progress bar' }],
-    run: ([file], o) => lineageImportCommand(file, { table: o.table as string | undefined, progress: o.progress as boolean }),
+    options: [
+      TABLE_OPTION,
+      { flags: '--no-progress', description: 'no progress bar' },
+      { flags: '--config <file>', description: 'Patchline config: with an organization, hub images named by their qualified key are stored under their bare key' },
+    ],
+    run: ([file], o) => lineageImportCommand(file, { table: o.table as string | undefined, progress: o.progress as boolean, config: o.config as string | undefined }),
   },
   {
     name: 'lineage show',

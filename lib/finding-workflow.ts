@@ -14,12 +14,12 @@ import { PatchlineConfig } from '../lambdas/domain/config';
 import { policyFromConfig } from '../lambdas/handlers/finding-received';
 import { PatchlineFunction } from './patchline-function';
 import { grantTableData } from './table-access';
+import { deadLetterState, publishAlerts, startRebuilds } from './workflow-steps';
 
 /** Construct id of the workflow in the stack: the local runtime and the tests find its resources under it. */
 export const FINDING_WORKFLOW_ID = 'FindingReceivedWorkflow';
 
-/** The message attributes every alert carries; owner subscriptions filter on `owner`. */
-export const ALERT_ATTRIBUTES = ['owner', 'severity', 'image', 'kind', 'vulnerability'] as const;
+export { ALERT_ATTRIBUTES } from './workflow-steps';
 
 /** Creates a Lambda function for a handler of lambdas/handlers (the stack's shared factory). */
 export type FunctionFactory = (id: string, handler: string) => lambda.Function;
@@ -103,17 +103,7 @@ export class FindingWorkflow extends Construct {
   }
 
   private buildStateMachine(props: FindingWorkflowProps): sfn.StateMachine {
-    const deadLetter = new tasks.SqsSendMessage(this, 'FindingDeadLetter', {
-      queue: props.deadLetterQueue,
-      messageBody: sfn.TaskInput.fromObject({
-        reason: sfn.JsonPath.stringAt('$.error.Cause'),
-        error: sfn.JsonPath.stringAt('$.error.Error'),
-        stateMachine: sfn.JsonPath.stringAt('$$.StateMachine.Name'),
-        execution: sfn.JsonPath.stringAt('$$.Execution.Id'),
-        event: sfn.JsonPath.objectAt('$$.Execution.Input'),
-      }),
-      resultPath: sfn.JsonPath.DISCARD,
-    }).next(new sfn.Fail(this, 'FindingRejected', { error: 'EventRejected', causePath: '$.error.Cause' }));
+    const deadLetter = deadLetterState(this, 'Finding', props.deadLetterQueue);
 
     const decide = new tasks.LambdaInvoke(this, 'DecideFinding', {
       lambdaFunction: this.function,
@@ -123,29 +113,13 @@ export class FindingWorkflow extends Construct {
     });
     decide.addCatch(deadLetter, { errors: ['States.ALL'], resultPath: '$.error' });
 
-    const publish = new tasks.SnsPublish(this, 'PublishAlert', {
-      topic: props.topic,
-      subject: sfn.JsonPath.stringAt('$.subject'),
-      message: sfn.TaskInput.fromJsonPathAt('$.message'),
-      messageAttributes: Object.fromEntries(ALERT_ATTRIBUTES.map((name) => [name, { value: sfn.JsonPath.stringAt(`$.attributes.${name}`) }])),
-      resultPath: sfn.JsonPath.DISCARD,
-    });
-    publish.addRetry({ errors: ['SNS.SnsException', 'SNS.ThrottledException', 'SNS.InternalErrorException', 'SNS.KmsThrottlingException'], maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
-    const publishAll = new sfn.Map(this, 'PublishAlerts', { itemsPath: '$.decision.alerts', maxConcurrency: 10, resultPath: sfn.JsonPath.DISCARD });
-    publishAll.itemProcessor(publish);
-
-    const startRebuild = new tasks.StepFunctionsStartExecution(this, 'StartFindingRebuild', {
+    const publishAll = publishAlerts(this, 'PublishAlerts', { topic: props.topic, itemsPath: '$.decision.alerts', publishId: 'PublishAlert' });
+    const startAll = startRebuilds(this, 'StartFindingRebuilds', {
       stateMachine: props.rebuildStateMachine,
-      name: sfn.JsonPath.stringAt('$.name'),
-      input: sfn.TaskInput.fromJsonPathAt('$.input'),
-      associateWithParent: false,
-      resultPath: sfn.JsonPath.DISCARD,
+      itemsPath: '$.decision.starts',
+      startId: 'StartFindingRebuild',
+      alreadyStartedId: 'RebuildAlreadyStarted',
     });
-    // The deterministic name makes a duplicate start fail with ExecutionAlreadyExists: that is the idempotency.
-    startRebuild.addCatch(new sfn.Pass(this, 'RebuildAlreadyStarted'), { errors: ['StepFunctions.ExecutionAlreadyExistsException'] });
-    startRebuild.addRetry({ errors: ['StepFunctions.SdkClientException', 'StepFunctions.AWSStepFunctionsException'], maxAttempts: 4, jitterStrategy: sfn.JitterType.FULL });
-    const startAll = new sfn.Map(this, 'StartFindingRebuilds', { itemsPath: '$.decision.starts', maxConcurrency: 10, resultPath: sfn.JsonPath.DISCARD });
-    startAll.itemProcessor(startRebuild);
 
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.THREE_MONTHS });
     return new sfn.StateMachine(this, 'StateMachine', {

@@ -19,10 +19,12 @@ import { PatchlineObservability } from './observability';
 import { HubEventBus } from './hub-event-bus';
 import { LineageDiscovery } from './lineage-discovery';
 import { PatchlineFunction } from './patchline-function';
+import { RemoteBuilds } from './remote-builds';
 import { RESCAN_WORKFLOW_ID, RescanWorkflow } from './rescan-workflow';
 import { SCAN_COMPLETED_WORKFLOW_ID, ScanCompletedWorkflow } from './scan-completed-workflow';
 import { bindRegistryScope, grantSpokeBuilds } from './spoke-builds';
 import { grantTableData } from './table-access';
+import { deadLetterState, startRebuilds } from './workflow-steps';
 
 export interface PatchlineStackProps extends StackProps {
   /** The validated patchline.config.json. */
@@ -51,6 +53,8 @@ export class PatchlineStack extends Stack {
   public readonly imagePushed: sfn.StateMachine;
   public readonly rebuildImage: sfn.StateMachine;
   private readonly rebuildWorkflowName: string;
+  /** Spoke builds outside the hub's region (start-remote-build / remote-build-ended); only with such a spoke. */
+  private remoteBuilds?: RemoteBuilds;
 
   public constructor(scope: Construct, id: string, props: PatchlineStackProps) {
     super(scope, id, props);
@@ -120,6 +124,7 @@ export class PatchlineStack extends Stack {
     const resolveSettledFn = fn('ResolveSettledRebuildFunction', 'resolve-settled-rebuild');
     for (const f of [imagePushedFn, acquireSlotFn, releaseSlotFn, recordFailureFn, resolveSettledFn]) grantTableData(this.table, this.key, f);
 
+    this.remoteBuilds = RemoteBuilds.forConfig(this, { config, table: this.table, tableKey: this.key, deadLetterQueue: this.deadLetterQueue, environment, rebuildStateMachineArn: this.formatArn({ service: 'states', resource: 'stateMachine', resourceName: this.rebuildWorkflowName, arnFormat: ArnFormat.COLON_RESOURCE_NAME }) });
     this.rebuildImage = this.buildRebuildWorkflow(config, { acquireSlotFn, releaseSlotFn, recordFailureFn, resolveSettledFn });
     this.imagePushed = this.buildImagePushedWorkflow(imagePushedFn, config);
     // The semaphore wakes parked rebuilds with their task tokens. The ARN is built from the fixed name: a reference
@@ -160,7 +165,8 @@ export class PatchlineStack extends Stack {
     new RescanWorkflow(this, RESCAN_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, maxScanAgeDays: config.rescan.maxScanAgeDays });
     new ScanCompletedWorkflow(this, SCAN_COMPLETED_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, functionFactory: fn });
 
-    if (config.organization) new HubEventBus(this, 'HubEventBus', { organization: config.organization, workflows: { imagePushed: this.imagePushed, findingReceived: findingWorkflow.stateMachine, deadLetterQueue: this.deadLetterQueue, repositories: config.repositories } });
+    const hubEventBus = config.organization ? new HubEventBus(this, 'HubEventBus', { organization: config.organization, workflows: { imagePushed: this.imagePushed, findingReceived: findingWorkflow.stateMachine, deadLetterQueue: this.deadLetterQueue, repositories: config.repositories } }) : undefined;
+    if (hubEventBus) this.remoteBuilds?.routeBuildEvents(hubEventBus.eventBus);
 
     // Last: alarms and the dashboard cover every queue, workflow and function defined above.
     new PatchlineObservability(this, 'Observability', { config, key: this.key });
@@ -171,7 +177,7 @@ export class PatchlineStack extends Stack {
    * execution per child, named deterministically.
    */
   private buildImagePushedWorkflow(decideFn: PatchlineFunction, config: PatchlineConfig): sfn.StateMachine {
-    const deadLetter = this.deadLetterState('ImagePushed');
+    const deadLetter = deadLetterState(this, 'ImagePushed', this.deadLetterQueue);
     // First, so a child learned from this push is in the lineage; a failure is recorded in $.learned and the cascade
     // goes on. Only an invalid event is dead-lettered (DecideRebuilds would refuse it too).
     const discovery = new LineageDiscovery(this, 'LineageDiscovery', { config, table: this.table, tableKey: this.key, deadLetterQueue: this.deadLetterQueue, ...config.discovery });
@@ -192,19 +198,7 @@ export class PatchlineStack extends Stack {
     });
     decide.addCatch(deadLetter, { errors: ['States.ALL'], resultPath: '$.error' });
 
-    const startRebuild = new tasks.StepFunctionsStartExecution(this, 'StartRebuild', {
-      stateMachine: this.rebuildImage,
-      name: sfn.JsonPath.stringAt('$.name'),
-      input: sfn.TaskInput.fromJsonPathAt('$.input'),
-      associateWithParent: false,
-      resultPath: sfn.JsonPath.DISCARD,
-    });
-    // The deterministic name makes a duplicate start fail with ExecutionAlreadyExists: that is the idempotency.
-    startRebuild.addCatch(new sfn.Pass(this, 'AlreadyStarted'), { errors: ['StepFunctions.ExecutionAlreadyExistsException'] });
-    startRebuild.addRetry({ errors: ['StepFunctions.SdkClientException', 'StepFunctions.AWSStepFunctionsException'], maxAttempts: 4, jitterStrategy: sfn.JitterType.FULL });
-
-    const startAll = new sfn.Map(this, 'StartRebuilds', { itemsPath: '$.decision.starts', maxConcurrency: 10, resultPath: sfn.JsonPath.DISCARD });
-    startAll.itemProcessor(startRebuild);
+    const startAll = startRebuilds(this, 'StartRebuilds', { stateMachine: this.rebuildImage, itemsPath: '$.decision.starts', startId: 'StartRebuild', alreadyStartedId: 'AlreadyStarted' });
     learnFailed.next(decide);
 
     const logGroup = new logs.LogGroup(this, 'ImagePushedLogs', { retention: logs.RetentionDays.THREE_MONTHS });
@@ -331,6 +325,7 @@ export class PatchlineStack extends Stack {
     const failed = new sfn.Fail(this, 'BuildFailed', { error: 'BuildFailed', cause: 'the rebuild failed; its subtree was skipped' });
     const afterFailure = release('ReleaseSlotAfterFailure').next(recordFailure).next(failed);
     for (const task of [startBuild, startBuildInSpoke]) task.addCatch(afterFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    const startRemoteBuild = this.remoteBuilds && this.startRemoteBuildState(this.remoteBuilds, afterFailure);
 
     const recordBuilt = new tasks.DynamoUpdateItem(this, 'RecordBuilt', {
       table: this.table,
@@ -363,9 +358,10 @@ export class PatchlineStack extends Stack {
     acquire
       .next(markBuilding)
       .next(putMarker)
-      .next(new sfn.Choice(this, 'BuildAccount').when(sfn.Condition.isPresent('$.buildRoleArn'), startBuildInSpoke).otherwise(startBuild));
+      .next(this.buildAccountChoice(startBuild, startBuildInSpoke, startRemoteBuild));
     const afterBuild = release('ReleaseSlot');
     startBuildInSpoke.next(afterBuild);
+    startRemoteBuild?.next(afterBuild);
     startBuild
       .next(afterBuild)
       .next(recordBuilt)
@@ -396,19 +392,50 @@ export class PatchlineStack extends Stack {
     return machine;
   }
 
-  /** Catch target of a workflow's validation: the original event and the reason go to the dead-letter queue. */
-  private deadLetterState(prefix: string): sfn.IChainable {
-    const send = new tasks.SqsSendMessage(this, `${prefix}DeadLetter`, {
-      queue: this.deadLetterQueue,
-      messageBody: sfn.TaskInput.fromObject({
-        reason: sfn.JsonPath.stringAt('$.error.Cause'),
-        error: sfn.JsonPath.stringAt('$.error.Error'),
-        stateMachine: sfn.JsonPath.stringAt('$$.StateMachine.Name'),
-        execution: sfn.JsonPath.stringAt('$$.Execution.Id'),
-        event: sfn.JsonPath.objectAt('$$.Execution.Input'),
+  /**
+   * Hub, spoke in the hub's region (task credentials), or spoke in another region (start-remote-build): Step Functions'
+   * task credentials cross accounts, not regions. The third branch exists only with such a spoke.
+   */
+  private buildAccountChoice(startBuild: sfn.IChainable, startBuildInSpoke: sfn.IChainable, startRemoteBuild: sfn.IChainable | undefined): sfn.Choice {
+    const choice = new sfn.Choice(this, 'BuildAccount');
+    if (startRemoteBuild && this.remoteBuilds) {
+      const otherRegion = sfn.Condition.and(
+        sfn.Condition.isPresent('$.buildRoleArn'),
+        sfn.Condition.isPresent('$.buildRegion'),
+        sfn.Condition.not(sfn.Condition.stringEquals('$.buildRegion', this.remoteBuilds.hubRegion)),
+      );
+      choice.when(otherRegion, startRemoteBuild);
+    }
+    return choice.when(sfn.Condition.isPresent('$.buildRoleArn'), startBuildInSpoke).otherwise(startBuild);
+  }
+
+  /**
+   * The spoke build in another region: start-remote-build starts it and keeps the task token; remote-build-ended sends
+   * `{ buildId, status }` (as the `.sync` tasks' ResultSelector) or fails the task with the build's status. Same
+   * throttling Retry (the Lambda rethrows CodeBuild's limit errors under their `CodeBuild.` names), same Catch.
+   */
+  private startRemoteBuildState(remote: RemoteBuilds, afterFailure: sfn.IChainable): tasks.LambdaInvoke {
+    const task = new tasks.LambdaInvoke(this, 'StartRemoteBuild', {
+      lambdaFunction: remote.startFunction,
+      integrationPattern: sfn.IntegrationPattern.WAIT_FOR_TASK_TOKEN,
+      payload: sfn.TaskInput.fromObject({
+        taskToken: sfn.JsonPath.taskToken,
+        execution: sfn.JsonPath.executionName,
+        project: sfn.JsonPath.stringAt('$.project'),
+        image: sfn.JsonPath.stringAt('$.image'),
+        baseImage: sfn.JsonPath.stringAt('$.baseImage'),
+        parentImages: sfn.JsonPath.listAt('$.parentImages'),
+        campaignId: sfn.JsonPath.stringAt('$.campaignId'),
+        buildAccount: sfn.JsonPath.stringAt('$.buildAccount'),
+        buildRegion: sfn.JsonPath.stringAt('$.buildRegion'),
+        buildRoleArn: sfn.JsonPath.stringAt('$.buildRoleArn'),
       }),
-      resultPath: sfn.JsonPath.DISCARD,
+      resultPath: '$.build',
+      // CodeBuild's default queued (8 h) plus build (1 h) timeouts: a lost end event cannot hold the slot for longer.
+      taskTimeout: sfn.Timeout.duration(Duration.hours(9)),
     });
-    return send.next(new sfn.Fail(this, `${prefix}Rejected`, { error: 'EventRejected', causePath: '$.error.Cause' }));
+    task.addRetry({ errors: CODEBUILD_THROTTLING_ERRORS, interval: Duration.seconds(15), backoffRate: 2, maxAttempts: 8, maxDelay: Duration.minutes(5), jitterStrategy: sfn.JitterType.FULL });
+    task.addCatch(afterFailure, { errors: ['States.ALL'], resultPath: '$.error' });
+    return task;
   }
 }

@@ -13,9 +13,9 @@ import { Construct } from 'constructs';
 import { isScheduleExpression, PatchlineConfig } from '../lambdas/domain/config';
 import { policyFromConfig } from '../lambdas/handlers/finding-received';
 import { DEFAULT_MAX_SCAN_AGE_DAYS } from '../lambdas/handlers/rescan-services';
-import { ALERT_ATTRIBUTES } from './finding-workflow';
 import { PatchlineFunction } from './patchline-function';
 import { grantTableData } from './table-access';
+import { publishAlerts, startRebuilds } from './workflow-steps';
 
 /** Construct id in the stack: the local runtime and the tests find its resources under it. */
 export const RESCAN_WORKFLOW_ID = 'RegistryRescanWorkflow';
@@ -137,30 +137,9 @@ export class RescanWorkflow extends Construct {
     const invoke = (id: string, fn: PatchlineFunction, payload: Record<string, unknown>, resultPath: string): tasks.LambdaInvoke =>
       new tasks.LambdaInvoke(this, id, { lambdaFunction: fn, payload: sfn.TaskInput.fromObject(payload), payloadResponseOnly: true, resultPath, retryOnServiceExceptions: true });
 
-    const publish = (id: string, itemsPath: string): sfn.Map => {
-      const task = new tasks.SnsPublish(this, `${id}Alert`, {
-        topic: props.topic,
-        subject: sfn.JsonPath.stringAt('$.subject'),
-        message: sfn.TaskInput.fromJsonPathAt('$.message'),
-        messageAttributes: Object.fromEntries(ALERT_ATTRIBUTES.map((name) => [name, { value: sfn.JsonPath.stringAt(`$.attributes.${name}`) }])),
-        resultPath: sfn.JsonPath.DISCARD,
-      });
-      task.addRetry({ errors: ['SNS.SnsException', 'SNS.ThrottledException', 'SNS.InternalErrorException', 'SNS.KmsThrottlingException'], maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
-      return new sfn.Map(this, id, { itemsPath, maxConcurrency: 10, resultPath: sfn.JsonPath.DISCARD }).itemProcessor(task);
-    };
-    const startRebuilds = (id: string, itemsPath: string): sfn.Map => {
-      const start = new tasks.StepFunctionsStartExecution(this, `${id}Start`, {
-        stateMachine: props.rebuildStateMachine,
-        name: sfn.JsonPath.stringAt('$.name'),
-        input: sfn.TaskInput.fromJsonPathAt('$.input'),
-        associateWithParent: false,
-        resultPath: sfn.JsonPath.DISCARD,
-      });
-      // Deterministic names: a second start of the same rebuild is refused, which is the idempotency.
-      start.addCatch(new sfn.Pass(this, `${id}AlreadyStarted`), { errors: ['StepFunctions.ExecutionAlreadyExistsException'] });
-      start.addRetry({ errors: ['StepFunctions.SdkClientException', 'StepFunctions.AWSStepFunctionsException'], maxAttempts: 4, jitterStrategy: sfn.JitterType.FULL });
-      return new sfn.Map(this, id, { itemsPath, maxConcurrency: 10, resultPath: sfn.JsonPath.DISCARD }).itemProcessor(start);
-    };
+    const publish = (id: string, itemsPath: string): sfn.Map => publishAlerts(this, id, { topic: props.topic, itemsPath, publishId: `${id}Alert` });
+    const startRebuildsOf = (id: string, itemsPath: string): sfn.Map =>
+      startRebuilds(this, id, { stateMachine: props.rebuildStateMachine, itemsPath, startId: `${id}Start`, alreadyStartedId: `${id}AlreadyStarted` });
 
     const begin = new sfn.Pass(this, 'Begin', { result: sfn.Result.fromObject({ nextToken: '' }) });
     const listRepositories = invoke('ListRepositories', this.rescanFunction, { action: 'listRepositories', nextToken: sfn.JsonPath.stringAt('$.nextToken') }, '$.page');
@@ -168,7 +147,7 @@ export class RescanWorkflow extends Construct {
     const rescanRepository = invoke('RescanRepository', this.rescanFunction, { action: 'rescanRepository', repository: sfn.JsonPath.stringAt('$.repository') }, '$.result');
     // One repository that cannot be read must not stop the sweep: its error is kept in the Map item's output.
     rescanRepository.addCatch(new sfn.Pass(this, 'RepositoryFailed'), { errors: ['States.ALL'], resultPath: '$.error' });
-    const perRepository = rescanRepository.next(publish('PublishRepositoryAlerts', '$.result.alerts')).next(startRebuilds('StartFindingRebuilds', '$.result.starts'));
+    const perRepository = rescanRepository.next(publish('PublishRepositoryAlerts', '$.result.alerts')).next(startRebuildsOf('StartFindingRebuilds', '$.result.starts'));
     const mapProps = {
       itemsPath: '$.page.repositories',
       itemSelector: { repository: sfn.JsonPath.stringAt('$$.Map.Item.Value') },
@@ -181,7 +160,7 @@ export class RescanWorkflow extends Construct {
     const upstream = invoke('WatchUpstream', this.upstreamFunction, {}, '$.upstream');
     const digest = invoke('BuildDigests', this.rescanFunction, { action: 'digest' }, '$.digest');
     const tail = upstream
-      .next(startRebuilds('StartUpstreamRebuilds', '$.upstream.starts'))
+      .next(startRebuildsOf('StartUpstreamRebuilds', '$.upstream.starts'))
       .next(digest)
       .next(publish('PublishDigests', '$.digest.alerts'))
       .next(new sfn.Succeed(this, 'Rescanned', { outputPath: '$.digest' }));

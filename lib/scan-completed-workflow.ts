@@ -10,8 +10,9 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
-import { ALERT_ATTRIBUTES, FunctionFactory } from './finding-workflow';
+import { FunctionFactory } from './finding-workflow';
 import { grantTableData } from './table-access';
+import { deadLetterState, publishAlerts } from './workflow-steps';
 
 /** Construct id of the workflow in the stack. */
 export const SCAN_COMPLETED_WORKFLOW_ID = 'ScanCompletedWorkflow';
@@ -54,17 +55,7 @@ export class ScanCompletedWorkflow extends Construct {
     this.function = props.functionFactory('ScanCompletedFunction', 'scan-completed');
     grantTableData(props.table, props.tableKey, this.function);
 
-    const deadLetter = new tasks.SqsSendMessage(this, 'ScanDeadLetter', {
-      queue: props.deadLetterQueue,
-      messageBody: sfn.TaskInput.fromObject({
-        reason: sfn.JsonPath.stringAt('$.error.Cause'),
-        error: sfn.JsonPath.stringAt('$.error.Error'),
-        stateMachine: sfn.JsonPath.stringAt('$$.StateMachine.Name'),
-        execution: sfn.JsonPath.stringAt('$$.Execution.Id'),
-        event: sfn.JsonPath.objectAt('$$.Execution.Input'),
-      }),
-      resultPath: sfn.JsonPath.DISCARD,
-    }).next(new sfn.Fail(this, 'ScanRejected', { error: 'EventRejected', causePath: '$.error.Cause' }));
+    const deadLetter = deadLetterState(this, 'Scan', props.deadLetterQueue);
 
     const wait = new sfn.Wait(this, 'FindingsSettle', { time: sfn.WaitTime.duration(settle) });
     const check = new tasks.LambdaInvoke(this, 'CheckRebuiltImage', {
@@ -74,16 +65,7 @@ export class ScanCompletedWorkflow extends Construct {
       retryOnServiceExceptions: true,
     });
     check.addCatch(deadLetter, { errors: ['States.ALL'], resultPath: '$.error' });
-    const publish = new tasks.SnsPublish(this, 'PublishStillVulnerable', {
-      topic: props.topic,
-      subject: sfn.JsonPath.stringAt('$.subject'),
-      message: sfn.TaskInput.fromJsonPathAt('$.message'),
-      messageAttributes: Object.fromEntries(ALERT_ATTRIBUTES.map((name) => [name, { value: sfn.JsonPath.stringAt(`$.attributes.${name}`) }])),
-      resultPath: sfn.JsonPath.DISCARD,
-    });
-    publish.addRetry({ errors: ['SNS.SnsException', 'SNS.ThrottledException', 'SNS.InternalErrorException', 'SNS.KmsThrottlingException'], maxAttempts: 6, jitterStrategy: sfn.JitterType.FULL });
-    const publishAll = new sfn.Map(this, 'PublishStillVulnerableAlerts', { itemsPath: '$.check.alerts', maxConcurrency: 10, resultPath: sfn.JsonPath.DISCARD });
-    publishAll.itemProcessor(publish);
+    const publishAll = publishAlerts(this, 'PublishStillVulnerableAlerts', { topic: props.topic, itemsPath: '$.check.alerts', publishId: 'PublishStillVulnerable' });
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       stateMachineType: sfn.StateMachineType.EXPRESS,

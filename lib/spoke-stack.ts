@@ -8,6 +8,7 @@ import { PatchlineConfig } from '../lambdas/domain/config';
 import { hubAccessRoleName } from '../lambdas/domain/registry-scope';
 import { HUB_EVENT_BUS_NAME } from './hub-event-bus';
 import { repositoryFilter } from './patchline-stack';
+import { startRemoteBuildRolePrefix } from './remote-builds';
 
 // The hub computes the role's ARN from account + region (lambdas/domain/registry-scope.ts): one definition of the name.
 export { hubAccessRoleName };
@@ -133,9 +134,13 @@ export class PatchlineSpokeStack extends Stack {
 
   private buildHubAccessRole(props: PatchlineSpokeStackProps, hubStackName: string): iam.Role {
     const principalArn = props.hubPrincipalArn ?? `arn:${this.partition}:iam::${props.hubAccount}:role/${hubStackName}-RebuildImageWorkflowRole*`;
+    // Outside the hub's region Step Functions cannot use task credentials: the hub's start-remote-build function
+    // assumes the role instead, so it is admitted too (only here, not in spokes of the hub's region).
+    const remote = props.hubPrincipalArn === undefined && this.isOutsideHubRegion(props);
+    const principals = remote ? [principalArn, `arn:${this.partition}:iam::${props.hubAccount}:role/${startRemoteBuildRolePrefix(hubStackName)}*`] : principalArn;
     // Trusting the hub account only delegates to its IAM; the PrincipalArn condition narrows it to the rebuild
-    // workflow's role. No sts:ExternalId: Step Functions' cross-account task Credentials cannot pass one.
-    const conditions: Record<string, Record<string, string>> = { ArnLike: { 'aws:PrincipalArn': principalArn } };
+    // workflow's roles. No sts:ExternalId: Step Functions' cross-account task Credentials cannot pass one.
+    const conditions: Record<string, Record<string, string | string[]>> = { ArnLike: { 'aws:PrincipalArn': principals } };
     if (props.organizationId !== undefined) conditions.StringEquals = { 'aws:PrincipalOrgID': props.organizationId };
     const role = new iam.Role(this, 'HubAccessRole', {
       roleName: hubAccessRoleName(this.region),
@@ -152,6 +157,11 @@ export class PatchlineSpokeStack extends Stack {
     // filter its ListFindings calls by repository itself; the grant is read-only findings metadata of this account.
     role.addToPolicy(new iam.PolicyStatement({ sid: 'ListFindingsNoResourceScope', actions: ['inspector2:ListFindings'], resources: ['*'] }));
     return role;
+  }
+
+  /** A spoke in another region than the hub's (unknown regions, as for StackSets, count as the hub's: no extra trust). */
+  private isOutsideHubRegion(props: PatchlineSpokeStackProps): boolean {
+    return !Token.isUnresolved(this.region) && !Token.isUnresolved(props.hubRegion) && this.region !== props.hubRegion;
   }
 }
 

@@ -2,13 +2,16 @@ import { SingleBar, Presets } from 'cli-progress';
 import { ImageNode, LineageGraph } from '../../lambdas/domain/lineage';
 import { DescendantRecord } from '../../lambdas/store/lineage-store';
 import { UsageError } from '../cli-error';
-import { loadLineage } from '../input-files';
+import { loadConfig, loadLineage } from '../input-files';
 import { scanDockerfiles } from '../lineage-scan';
 import { openStore } from '../store-session';
 
-/** `lineage import FILE`: validates the whole file first, then stores it in batches with a progress bar. */
-export async function lineageImportCommand(file: string, options: { table?: string; progress?: boolean }): Promise<string> {
-  const nodes = loadLineage(file);
+/**
+ * `lineage import FILE`: validates the whole file first, then stores it in batches with a progress bar. With `config`
+ * naming an organization, hub images named by their qualified key are stored under their bare key.
+ */
+export async function lineageImportCommand(file: string, options: { table?: string; progress?: boolean; config?: string }): Promise<string> {
+  const nodes = loadLineage(file, options.config === undefined ? undefined : loadConfig(options.config));
   LineageGraph.fromImages(nodes); // refuses cycles and duplicates before anything is written
   const store = await openStore({ table: options.table });
   const bar = options.progress !== false && process.stderr.isTTY && nodes.length > 200 ? new SingleBar({ format: 'importing [{bar}] {value}/{total} writes' }, Presets.shades_classic) : undefined;

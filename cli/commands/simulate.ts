@@ -62,7 +62,7 @@ export async function simulateCommand(options: SimulateOptions): Promise<string>
       return [project, Number(n)] as const;
     }),
   );
-  const sim = await runSimulation(events, loadLineage(options.lineage), config, { failProjects: new Set(options.failProject ?? []), throttle });
+  const sim = await runSimulation(events, loadLineage(options.lineage, config), config, { failProjects: new Set(options.failProject ?? []), throttle });
   if (options.json) return JSON.stringify(sim.result, null, 2);
   return formatSimulation(sim);
 }

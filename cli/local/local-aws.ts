@@ -23,6 +23,8 @@ export interface BuildRecord {
   readonly roleArn?: string;
   /** The registry the build pushed to, when it is not the runtime's own (a spoke image's qualified key). */
   readonly registry?: RegistryLocation;
+  /** The region CodeBuild was called in, for a build started outside the hub's region (start-remote-build). */
+  readonly buildRegion?: string;
 }
 
 export interface BuildBehaviour {
@@ -49,6 +51,7 @@ export class LocalCodeBuild {
   public readonly builds: BuildRecord[] = [];
   private readonly throttled = new Map<string, number>();
   private running = 0;
+  private started = 0;
   /** The most builds that ran at once (the concurrency cap must hold it down). */
   public maxConcurrent = 0;
 
@@ -59,9 +62,28 @@ export class LocalCodeBuild {
   ) {}
 
   public async startBuildSync(parameters: Record<string, unknown>): Promise<unknown> {
-    const project = String(parameters.ProjectName);
-    const env = new Map(((parameters.EnvironmentVariablesOverride as Array<{ Name: string; Value: string }>) ?? []).map((v) => [v.Name, v.Value]));
     const at = new Date().toISOString();
+    const buildId = this.accept(parameters, at);
+    const record = await this.run(parameters, buildId, at);
+    if (record.status === 'FAILED') {
+      throw new CodeBuildStandInError('States.TaskFailed', JSON.stringify({ Build: { Id: buildId, BuildStatus: 'FAILED', ProjectName: record.project } }));
+    }
+    return { Build: { Id: buildId, BuildStatus: 'SUCCEEDED', ProjectName: record.project } };
+  }
+
+  /**
+   * StartBuild without `.sync`, in another region (start-remote-build): returns the build id at once (or throws the
+   * throttling refusal); `finished` settles when the build has ended, after its push.
+   */
+  public startBuild(parameters: Record<string, unknown>, region: string): { buildId: string; finished: Promise<BuildRecord> } {
+    const at = new Date().toISOString();
+    const buildId = this.accept(parameters, at);
+    return { buildId, finished: this.run(parameters, buildId, at, region) };
+  }
+
+  /** Refuses a throttled start (recorded), else names the build. */
+  private accept(parameters: Record<string, unknown>, at: string): string {
+    const project = String(parameters.ProjectName);
     const refusals = this.behaviour.throttle?.get(project) ?? 0;
     const seen = this.throttled.get(project) ?? 0;
     if (seen < refusals) {
@@ -69,7 +91,15 @@ export class LocalCodeBuild {
       this.calls.push({ service: 'codebuild', action: 'StartBuild', at, parameters, outcome: 'AccountLimitExceededException' });
       throw new CodeBuildStandInError('CodeBuild.AccountLimitExceededException', 'Cannot have more than 0 builds in queue for the account');
     }
-    const buildId = `${project}:${createHash('sha256').update(`${project}${this.builds.length}${at}`).digest('hex').slice(0, 8)}-${this.builds.length + 1}`;
+    // Counted at the start: remote builds run concurrently, so the finished builds do not number them uniquely.
+    this.started += 1;
+    return `${project}:${createHash('sha256').update(`${project}${this.started}${at}`).digest('hex').slice(0, 8)}-${this.started}`;
+  }
+
+  /** "Builds" and, unless the project fails, pushes PATCHLINE_IMAGE; the record says how it ended. */
+  private async run(parameters: Record<string, unknown>, buildId: string, at: string, buildRegion?: string): Promise<BuildRecord> {
+    const project = String(parameters.ProjectName);
+    const env = new Map(((parameters.EnvironmentVariablesOverride as Array<{ Name: string; Value: string }>) ?? []).map((v) => [v.Name, v.Value]));
     this.running += 1;
     this.maxConcurrent = Math.max(this.maxConcurrent, this.running);
     try {
@@ -91,15 +121,13 @@ export class LocalCodeBuild {
         pushedDigest,
         ...(typeof roleArn === 'string' && { roleArn }),
         ...(target && { registry: { account: target.account, region: target.region } }),
+        ...(buildRegion !== undefined && { buildRegion }),
       };
       this.builds.push(record);
       this.calls.push({ service: 'codebuild', action: 'StartBuild', at, parameters, outcome: record.status });
-      if (failed) {
-        throw new CodeBuildStandInError('States.TaskFailed', JSON.stringify({ Build: { Id: buildId, BuildStatus: 'FAILED', ProjectName: project } }));
-      }
       // The buildspec's `docker push` happens before the build reports success.
-      this.push(target?.repository ?? image, pushedDigest!, 'patchline-rebuild', env.get('BASE_IMAGE'), target && { account: target.account, region: target.region });
-      return { Build: { Id: buildId, BuildStatus: 'SUCCEEDED', ProjectName: project } };
+      if (!failed) this.push(target?.repository ?? image, pushedDigest!, 'patchline-rebuild', env.get('BASE_IMAGE'), target && { account: target.account, region: target.region });
+      return record;
     } finally {
       this.running -= 1;
     }

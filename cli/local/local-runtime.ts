@@ -13,6 +13,8 @@ import { makeRegistryRescanHandler } from '../../lambdas/handlers/registry-resca
 import { makeUpstreamWatchHandler } from '../../lambdas/handlers/upstream-watch';
 import { makeResolveSettledRebuildHandler } from '../../lambdas/handlers/resolve-settled-rebuild';
 import { makeScanCompletedHandler } from '../../lambdas/handlers/scan-completed';
+import { makeRemoteBuildEndedHandler } from '../../lambdas/handlers/remote-build-ended';
+import { makeStartRemoteBuildHandler } from '../../lambdas/handlers/start-remote-build';
 import { CampaignStore } from '../../lambdas/store/campaign-store';
 import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { SemaphoreState, SemaphoreStore } from '../../lambdas/store/semaphore-store';
@@ -24,6 +26,7 @@ import { BuildBehaviour, BuildRecord, DeadLetter, LocalCodeBuild, LocalDeadLette
 import { LocalEcr } from './local-ecr';
 import { DEFAULT_EVENT_BUS, eventBusOf, ruleEventBus } from './local-event-buses';
 import { LocalMetrics } from './local-metrics';
+import { bindLocalRemoteBuilds, localRemoteBuildsFor } from './local-remote-builds';
 import { bindLocalScanners, localScannersFor } from './local-scanners';
 import { ExecutionAlreadyExistsError, ExecutionRecord, LocalStepFunctions, TaskContext } from './local-step-functions';
 import { CfnTemplate, LOCAL_ACCOUNT, LOCAL_REGION, synthesizeTemplate, TemplateResolver } from './synthesized-template';
@@ -43,6 +46,8 @@ const HANDLER_FACTORIES: Record<string, (deps: HandlerDependencies) => LambdaHan
   'resolve-settled-rebuild': makeResolveSettledRebuildHandler,
   'scan-completed': makeScanCompletedHandler,
   'learn-lineage': makeLearnLineageHandler,
+  'start-remote-build': (deps) => makeStartRemoteBuildHandler(deps, localRemoteBuildsFor(deps)),
+  'remote-build-ended': (deps) => makeRemoteBuildEndedHandler(deps, localRemoteBuildsFor(deps)),
 };
 
 export interface LocalRuntimeOptions {
@@ -147,6 +152,7 @@ export class LocalRuntime {
       ...learnLineageDependencies({ client, tableName, ecr: this.ecr, ...options.config.discovery, knownOwners: Object.keys(options.config.owners), buildProjects: options.config.rebuild.projects }),
     };
     bindLocalScanners(this.deps, { client, tableName, config: options.config });
+    bindLocalRemoteBuilds(this.deps, { client, tableName, codebuild: this.codebuild, track: (work) => this.track(work), emit: (event) => this.send(event) });
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
       if (resource.Type === 'AWS::Lambda::Function') {
         const handlerName = resource.Metadata?.[PATCHLINE_HANDLER_METADATA] as string | undefined;

@@ -44,13 +44,22 @@ export function detectLineageFormat(file: string, text: string): LineageFormat {
   return first.split('\t').length === 2 ? LineageFormat.TSV : LineageFormat.YAML;
 }
 
-/** Parses a lineage file (YAML/JSON images, or TSV `child<TAB>parent` edges) into image nodes. */
-export function parseLineageFile(file: string, text: string): ImageNode[] {
-  const format = detectLineageFormat(file, text);
-  return format === LineageFormat.TSV ? parseLineageTsv(file, text) : parseLineageDocument(file, text, format);
+export interface LineageFileOptions {
+  /**
+   * Maps each image and parent key to the one key of its image: with an organization, RegistryScope.canonicalKey (a
+   * hub image named by its qualified key becomes its bare repository name). @default - keys as written
+   */
+  readonly canonicalKey?: (key: string) => string;
 }
 
-function parseLineageDocument(file: string, text: string, format: LineageFormat): ImageNode[] {
+/** Parses a lineage file (YAML/JSON images, or TSV `child<TAB>parent` edges) into image nodes. */
+export function parseLineageFile(file: string, text: string, options: LineageFileOptions = {}): ImageNode[] {
+  const canonical = options.canonicalKey ?? ((key: string): string => key);
+  const format = detectLineageFormat(file, text);
+  return format === LineageFormat.TSV ? parseLineageTsv(file, text, canonical) : parseLineageDocument(file, text, format, canonical);
+}
+
+function parseLineageDocument(file: string, text: string, format: LineageFormat, canonical: (key: string) => string): ImageNode[] {
   let raw: unknown;
   try {
     raw = format === LineageFormat.JSON ? JSON.parse(text) : parseYaml(text, { maxAliasCount: 100 });
@@ -63,7 +72,7 @@ function parseLineageDocument(file: string, text: string, format: LineageFormat)
     throw new LineageFileError(file, `${issue.path.join('.') || '(top level)'}: ${issue.message}`, { cause: parsed.error });
   }
   const entries = parsed.data.images;
-  const keys = entries.map((entry, index) => withContext(file, `images.${index}.image`, () => imageKey(entry.image)));
+  const keys = entries.map((entry, index) => withContext(file, `images.${index}.image`, () => canonical(imageKey(entry.image))));
   const declared = new Map<string, number>();
   keys.forEach((key, index) => {
     if (declared.has(key)) {
@@ -71,19 +80,20 @@ function parseLineageDocument(file: string, text: string, format: LineageFormat)
     }
     declared.set(key, index);
   });
-  const isInternal = (repository: string): boolean => declared.has(repository);
+  // A parent named by the hub's qualified key with a tag is still the declared hub image.
+  const isInternal = (repository: string): boolean => declared.has(canonical(repository));
   return entries.map((entry, index) => {
     const parents: ParentEdge[] = entry.parents.map((p, j) => {
       const reference = typeof p === 'string' ? p : p.image;
       const role = typeof p === 'string' ? ParentRole.RUNTIME : p.role;
-      return { image: withContext(file, `images.${index}.parents.${j}`, () => resolveParentKey(reference, isInternal)), role };
+      return { image: withContext(file, `images.${index}.parents.${j}`, () => canonical(resolveParentKey(reference, isInternal))), role };
     });
     const tier = entry.tier ?? (parents.length === 0 ? Tier.BASE : Tier.APPLICATION);
     return { image: keys[index], tier, owner: entry.owner, parents, build: entry.build };
   });
 }
 
-function parseLineageTsv(file: string, text: string): ImageNode[] {
+function parseLineageTsv(file: string, text: string, canonical: (key: string) => string): ImageNode[] {
   const parentsOf = new Map<string, ParentEdge[]>();
   const lines = text.split('\n');
   lines.forEach((rawLine, index) => {
@@ -94,8 +104,8 @@ function parseLineageTsv(file: string, text: string): ImageNode[] {
       throw new LineageFileError(`${file}:${index + 1}`, `expected child<TAB>parent[<TAB>role], got ${fields.length} field(s)`);
     }
     const where = `${file}:${index + 1}`;
-    const child = withContext(where, 'child', () => imageKey(fields[0].trim()));
-    const parent = withContext(where, 'parent', () => imageKey(fields[1].trim()));
+    const child = withContext(where, 'child', () => canonical(imageKey(fields[0].trim())));
+    const parent = withContext(where, 'parent', () => canonical(imageKey(fields[1].trim())));
     const role = (fields[2]?.trim() || ParentRole.RUNTIME) as ParentRole;
     if (role !== ParentRole.RUNTIME && role !== ParentRole.BUILD) {
       throw new LineageFileError(where, `role ${JSON.stringify(role)} must be runtime or build`);

@@ -61,9 +61,9 @@ export function parseRegistryKey(key: string): RegistryImage | undefined {
 export const BuildPlacementKind = {
   /** CodeBuild in the hub account, with the state machine's own role. */
   HUB: 'hub',
-  /** CodeBuild in the owning spoke account, through its PatchlineHubAccess-<region> role. */
+  /** CodeBuild in the owning spoke account and region, through its PatchlineHubAccess-<region> role. */
   SPOKE: 'spoke',
-  /** The owning account cannot be reached from the hub's workflow (see reason). */
+  /** The owning account cannot be reached from the hub's workflow (see reason); no configured spoke is, today. */
   UNREACHABLE: 'unreachable',
 } as const;
 export type BuildPlacementKind = (typeof BuildPlacementKind)[keyof typeof BuildPlacementKind];
@@ -191,20 +191,15 @@ export class RegistryScope {
   }
 
   /**
-   * Where a rebuild of `key` runs. Step Functions assumes a task role across accounts but not across regions ("cross-Region
-   * AWS SDK integration isn't available"), so a spoke outside the hub's region cannot be built from the hub's workflow.
+   * Where a rebuild of `key` runs: a spoke image in its own account and region, through its hub-access role. Step
+   * Functions assumes a task role across accounts but not across regions, so the rebuild workflow starts a spoke build
+   * outside the hub's region through the start-remote-build Lambda instead (it chooses on `buildRegion`).
    */
   public placement(key: string): BuildPlacement {
     if (!this.settings) return { kind: BuildPlacementKind.HUB };
     const hub = this.settings.hub;
     const image = parseRegistryKey(key);
     if (!image || !this.isSpoke(image.account, image.region)) return { kind: BuildPlacementKind.HUB, buildAccount: hub.account, buildRegion: hub.region };
-    if (image.region !== hub.region) {
-      return {
-        kind: BuildPlacementKind.UNREACHABLE,
-        reason: `owned by ${image.account} in ${image.region}: the hub's workflow in ${hub.region} cannot start CodeBuild in another region (Step Functions has no cross-region task credentials); alert only`,
-      };
-    }
     return { kind: BuildPlacementKind.SPOKE, buildAccount: image.account, buildRegion: image.region, buildRoleArn: hubAccessRoleArn(image.account, image.region) };
   }
 
@@ -213,5 +208,12 @@ export class RegistryScope {
     if (!this.settings) return [];
     const hub = this.settings.hub;
     return this.settings.spokes.filter((s) => s.region === hub.region).map((s) => hubAccessRoleArn(s.account, s.region));
+  }
+
+  /** The spoke roles start-remote-build may assume: exactly those of spokes outside the hub's region. */
+  public remoteBuildRoleArns(): string[] {
+    if (!this.settings) return [];
+    const hub = this.settings.hub;
+    return this.settings.spokes.filter((s) => s.region !== hub.region).map((s) => hubAccessRoleArn(s.account, s.region));
   }
 }

@@ -245,6 +245,8 @@ export const RebuildPath = {
   ALREADY_HANDLED: 'alreadyHandled',
   /** A spoke image: built in its own account through the spoke's hub-access role. */
   REBUILT_IN_SPOKE: 'rebuiltInSpoke',
+  /** A spoke image outside the hub's region: started by start-remote-build, resumed by the build's forwarded end. */
+  REBUILT_IN_REMOTE_SPOKE: 'rebuiltInRemoteSpoke',
 } as const;
 export type RebuildPath = (typeof RebuildPath)[keyof typeof RebuildPath];
 
@@ -257,7 +259,7 @@ const START_BUILD_THROTTLING_RETRIES = 8;
 const settleWindowOpen: ExecutionState = { name: 'SettleWindowOpen', kind: ExecutionStateKind.CHOICE };
 const acquireSlot: ExecutionState = { name: 'AcquireSlot', kind: ExecutionStateKind.TASK_TOKEN, maxRetries: LAMBDA_SERVICE_RETRIES };
 const markBuilding: ExecutionState = { name: 'MarkBuilding', kind: ExecutionStateKind.TASK };
-/** Chooses the hub's StartBuild or the spoke's (the request carries the spoke role). */
+/** Chooses the hub's StartBuild, the spoke's (the request carries the spoke role) or, outside the hub's region, StartRemoteBuild. */
 const buildAccount: ExecutionState = { name: 'BuildAccount', kind: ExecutionStateKind.CHOICE };
 const startBuild: ExecutionState = { name: 'StartBuild', kind: ExecutionStateKind.TASK_SYNC, maxRetries: START_BUILD_THROTTLING_RETRIES };
 const releaseSlot = (name: string): ExecutionState => ({ name, kind: ExecutionStateKind.TASK, maxRetries: LAMBDA_SERVICE_RETRIES });
@@ -312,6 +314,18 @@ export const REBUILD_EXECUTION_STATES: Readonly<Record<RebuildPath, readonly Exe
     { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
     buildAccount,
     { name: 'StartBuildInSpoke', kind: ExecutionStateKind.TASK_SYNC, maxRetries: START_BUILD_THROTTLING_RETRIES },
+    releaseSlot('ReleaseSlot'),
+    { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
+    { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },
+  ],
+  rebuiltInRemoteSpoke: [
+    settleWindowOpen,
+    acquireSlot,
+    markBuilding,
+    { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
+    buildAccount,
+    // A Lambda `.waitForTaskToken`: CodeBuild's throttling retries plus the Lambda service retries.
+    { name: 'StartRemoteBuild', kind: ExecutionStateKind.TASK_TOKEN, maxRetries: START_BUILD_THROTTLING_RETRIES + LAMBDA_SERVICE_RETRIES },
     releaseSlot('ReleaseSlot'),
     { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
     { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },

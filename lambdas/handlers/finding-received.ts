@@ -1,7 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { createHash } from 'crypto';
-import { Alert, AlertKind, buildAlert, FindingAlertInput } from '../domain/alert';
+import { AlertKind, buildAlert, FindingAlertInput } from '../domain/alert';
 import { campaignId as deriveCampaignId, CampaignTrigger, decideRebuilds, MemberState, RebuildRequest } from '../domain/campaign';
 import { PatchlineConfig } from '../domain/config';
 import { ecrImageUri } from '../domain/ecr-push-event';
@@ -14,6 +14,7 @@ import { evaluateFinding, parsePolicy, Policy, PolicyOutcome } from '../domain/p
 import { criticalPathPriorities } from '../domain/scheduling';
 import { AlertDedupStore, ExceptionStore, FindingChange, FindingStore, StoredFinding } from '../store/finding-store';
 import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics, requireEnv } from './dependencies';
+import { collectAlerts, PublishableAlert } from './publishable-alerts';
 
 const logger = new Logger({ serviceName: 'patchline-finding-received' });
 
@@ -33,13 +34,6 @@ export const FindingAction = {
   STALE: 'STALE',
 } as const;
 export type FindingAction = (typeof FindingAction)[keyof typeof FindingAction];
-
-/** One SNS Publish for the state machine: the attribute names are the subscription filter keys. */
-export interface PublishableAlert {
-  readonly subject: string;
-  readonly message: string;
-  readonly attributes: { owner: string; severity: string; image: string; kind: string; vulnerability: string };
-}
 
 export interface FindingReceivedResult {
   readonly event: 'Inspector2 Finding' | 'ECR Image Scan';
@@ -295,16 +289,14 @@ async function handleFinding(deps: FindingDependencies, finding: NormalizedFindi
     });
   }
 
-  const alerts: PublishableAlert[] = [];
-  let suppressed = 0;
-  for (const p of planned) {
-    const alert = buildAlert(p.input);
-    const claimed = await deps.alertDedup.claim({ digest: p.dedupDigest, vulnerabilityId: finding.vulnerabilityId, kind: alert.kind, severity: finding.severity }, now);
-    if (claimed) {
-      alerts.push(publishable(alert));
-      deps.metrics?.count(PatchlineMetric.ALERTS_SENT, 1, { [MetricDimension.KIND]: alert.kind });
-    } else suppressed += 1;
-  }
+  const { alerts, suppressed } = await collectAlerts(
+    deps,
+    planned.map((p) => {
+      const alert = buildAlert(p.input);
+      return { alert, claim: { digest: p.dedupDigest, vulnerabilityId: finding.vulnerabilityId, kind: alert.kind, severity: finding.severity } };
+    }),
+    now,
+  );
   const unowned = ownerless.length > 0 ? `; no owner to alert for ${ownerless.join(', ')}` : '';
   const action = campaigns.length > 0 ? FindingAction.REBUILD : alerts.length + suppressed > 0 ? FindingAction.ALERT : FindingAction.RECORDED;
   return done(action, `${origin.reason}${unowned}`, {
@@ -327,21 +319,6 @@ async function actionTargets(deps: HandlerDependencies, graph: LineageGraph, ori
   return children
     .filter((c) => c.tier !== Tier.EXTERNAL && c.parents.some((p) => p.image === action.image && p.role === ParentRole.RUNTIME))
     .map(({ depth: _depth, ...node }) => node);
-}
-
-function publishable(alert: Alert): PublishableAlert {
-  return {
-    subject: alert.subject,
-    // People read the body; machine subscribers parse the JSON after the separator.
-    message: `${alert.body}\n\n--- JSON ---\n${alert.json}`,
-    attributes: {
-      owner: alert.messageAttributes.owner.StringValue,
-      severity: alert.messageAttributes.severity.StringValue,
-      image: alert.messageAttributes.image.StringValue,
-      kind: alert.messageAttributes.kind.StringValue,
-      vulnerability: alert.vulnerabilityId,
-    },
-  };
 }
 
 /**
@@ -414,8 +391,11 @@ function pinnedReference(finding: NormalizedFinding, image: string, digest: stri
 
 let environmentDependencies: HandlerDependencies | undefined;
 
-/** The Lambda's dependencies: the shared ones plus the finding stores and FINDING_POLICY / ALERT_DEDUP_SECONDS. */
-function findingDependenciesFromEnvironment(): HandlerDependencies {
+/**
+ * The Lambda's dependencies: the shared ones plus the finding stores and FINDING_POLICY / ALERT_DEDUP_SECONDS (also
+ * registry-rescan's, which decides missed findings through this handler).
+ */
+export function findingDependenciesFromEnvironment(): HandlerDependencies {
   if (!environmentDependencies) {
     const client = new DynamoDBClient({});
     const tableName = requireEnv('TABLE_NAME');

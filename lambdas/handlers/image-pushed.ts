@@ -3,11 +3,8 @@ import {
   campaignId as deriveCampaignId,
   CampaignStatus,
   CampaignTrigger,
-  ChildRecord,
   classifyRootPush,
-  decideRebuilds,
   MemberState,
-  RebuildDecision,
   RebuildRequest,
   RootCampaignPointer,
   RootPushKind,
@@ -15,10 +12,12 @@ import {
 } from '../domain/campaign';
 import { ImagePush, parseEcrPushEvent } from '../domain/ecr-push-event';
 import { LineageGraph } from '../domain/lineage';
+import { PatchlineMetric } from '../domain/patchline-metric';
 import { REGISTRY_SCOPE_ENV, RegistryScope } from '../domain/registry-scope';
 import { criticalPathPriorities, estimateBuildSeconds } from '../domain/scheduling';
 import { MemberRecord } from '../store/campaign-store';
-import { dependenciesFromEnvironment, HandlerDependencies } from './dependencies';
+import { decideInCampaign, handOverToCurrentCampaign, PinImage } from './campaign-handover';
+import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics } from './dependencies';
 
 const logger = new Logger({ serviceName: 'patchline-image-pushed' });
 
@@ -67,6 +66,8 @@ export function makeImagePushedHandler(deps: ImagePushedDependencies): (event: u
     // Before anything is written: an event of an account/region that is not configured is refused (dead-lettered).
     const image = scope.keyOf(parsed.account, parsed.region, parsed.repository);
     const push: KeyedPush = { ...parsed, repository: image };
+    // Each parent is pinned in its own registry (a team image's enterprise parent lives in the platform account).
+    const pin: PinImage = (i, digest) => scope.pinnedReference(i, digest, push);
     const { created } = await deps.lineage.putVersion({ image, digest: push.digest, tags: push.tag ? [push.tag] : [], pushedAt: push.pushedAt });
     const empty = { image, digest: push.digest, newVersion: created, starts: [], waiting: [], skipped: [] };
 
@@ -74,7 +75,11 @@ export function makeImagePushedHandler(deps: ImagePushedDependencies): (event: u
     const handedOver: Array<{ name: string; input: RebuildRequest }> = [];
     if (campaign) {
       await recordBuilt(deps, campaign, image, push.digest);
-      handedOver.push(...(await handOver(deps, scope, campaign, image, push)));
+      // A build that a superseded campaign had in flight pushed: that push stays in the old campaign (its digest was
+      // built from the old root), and the image's rebuild in the root's current campaign starts now.
+      const handover = await handOverToCurrentCampaign(deps, campaign, image, pin, scope);
+      if (handover.campaignId) logger.info('handed over', { image, from: campaign, to: handover.campaignId, starts: handover.starts.length });
+      handedOver.push(...handover.starts);
     }
     const children = await deps.lineage.children(image);
     let rootPush: RootPushKind | undefined;
@@ -90,7 +95,7 @@ export function makeImagePushedHandler(deps: ImagePushedDependencies): (event: u
       if (root.settlesAt) settle = { until: root.settlesAt, rootImage: image, rootUri: scope.pinnedReference(image, push.digest, push).split('@')[0] };
     }
 
-    const decision = await decideFor(deps, scope, campaign, push, image, push.digest, children);
+    const decision = await decideInCampaign(deps, campaign, { image, digest: push.digest }, children, pin, scope);
     for (const skip of decision.skip) {
       await deps.campaigns.transition(campaign, skip.image, [MemberState.PENDING], MemberState.SKIPPED, { reason: skip.reason });
     }
@@ -132,57 +137,8 @@ function buildingSince(member: MemberRecord | undefined): number | undefined {
 }
 
 /**
- * A build that a superseded campaign had in flight pushed: that push stays in the old campaign (its digest was built
- * from the old root), and the image's rebuild in the root's current campaign, deferred until this build ended so
- * that two builds of one image never run at once, starts now from that campaign's parents.
- */
-async function handOver(deps: HandlerDependencies, scope: RegistryScope, campaign: string, image: string, push: KeyedPush): Promise<Array<{ name: string; input: RebuildRequest }>> {
-  const record = await deps.campaigns.get(campaign);
-  if (record?.status !== CampaignStatus.SUPERSEDED) return [];
-  const current = (await deps.campaigns.rootPointer(record.rootImage))?.campaignId;
-  if (!current || current === campaign) return [];
-  const node = await deps.lineage.getImage(image);
-  if (!node) return [];
-  const decision = await decideFor(deps, scope, current, push, '', '', [node]);
-  for (const skip of decision.skip) await deps.campaigns.transition(current, skip.image, [MemberState.PENDING], MemberState.SKIPPED, { reason: skip.reason });
-  logger.info('handed over', { image, from: campaign, to: current, starts: decision.start.length });
-  return decision.start.map((request) => ({ name: request.executionName, input: request }));
-}
-
-/** decideRebuilds with the campaign's member states and each parent's pin (its rebuild in the campaign, else its current digest). */
-async function decideFor(
-  deps: HandlerDependencies,
-  scope: RegistryScope,
-  campaign: string,
-  push: KeyedPush,
-  pushedImage: string,
-  pushedDigest: string,
-  children: readonly ChildRecord[],
-): Promise<RebuildDecision> {
-  const relevant = [...new Set(children.flatMap((c) => [c.image, ...c.parents.map((p) => p.image)]))];
-  const members = await deps.campaigns.memberStates(campaign, relevant);
-  const digests = new Map<string, string | undefined>();
-  for (const parent of relevant) {
-    const member = members.get(parent);
-    digests.set(parent, member?.digest ?? (scope.isInternal(parent) ? (await deps.lineage.currentVersion(parent))?.digest : undefined));
-  }
-  return decideRebuilds({
-    campaignId: campaign,
-    pushedImage,
-    pushedDigest,
-    children,
-    memberState: (i) => members.get(i)?.state,
-    parentDigest: (i) => digests.get(i),
-    // Each parent is pinned in its own registry (a team image's enterprise parent lives in the platform account).
-    imageUri: (i, digest) => scope.pinnedReference(i, digest, push),
-    priority: (i) => members.get(i)?.priority ?? deps.defaultBuildSeconds,
-    placement: (i) => scope.placement(i),
-  });
-}
-
-/**
  * An image still building for another (superseded) campaign is not started again: its push would be taken for this
- * campaign's. It waits for that push, which hands it over (see handOver).
+ * campaign's. It waits for that push, which hands it over (see handOverToCurrentCampaign).
  */
 async function deferBusy(
   deps: HandlerDependencies,
@@ -269,7 +225,7 @@ async function createCampaign(deps: HandlerDependencies, id: string, push: Keyed
   const durations = await deps.campaigns.buildDurations(descendants.map((d) => d.image));
   const estimate = (image: string): number => estimateBuildSeconds(durations.get(image) ?? [], deps.defaultBuildSeconds);
   const priorities = criticalPathPriorities(graph, new Set(descendants.map((d) => d.image)), estimate);
-  await deps.campaigns.create(
+  const created = await deps.campaigns.create(
     {
       campaignId: id,
       rootImage: root,
@@ -281,11 +237,13 @@ async function createCampaign(deps: HandlerDependencies, id: string, push: Keyed
     },
     descendants.map((d) => ({ image: d.image, priority: priorities.get(d.image) ?? deps.defaultBuildSeconds, parents: d.parents.map((p) => p.image) })),
   );
+  // Counted by the delivery that wrote it: a replay or a racing push finds it created.
+  if (created) deps.metrics?.count(PatchlineMetric.CAMPAIGNS_STARTED, 1);
 }
 
-let environmentScope: RegistryScope | undefined;
-const defaultHandler = (event: unknown): Promise<ImagePushedResult> => {
-  environmentScope ??= RegistryScope.fromEnvironment(process.env[REGISTRY_SCOPE_ENV]);
-  return makeImagePushedHandler({ ...dependenciesFromEnvironment(), registryScope: environmentScope })(event);
+let environmentDependencies: ImagePushedDependencies | undefined;
+
+export const handler = (event: unknown): Promise<ImagePushedResult> => {
+  environmentDependencies ??= { ...dependenciesFromEnvironment(), registryScope: RegistryScope.fromEnvironment(process.env[REGISTRY_SCOPE_ENV]) };
+  return publishingMetrics(environmentDependencies, makeImagePushedHandler(environmentDependencies))(event);
 };
-export const handler = defaultHandler;

@@ -1,17 +1,16 @@
-import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
 import { StartScanResult } from '../aws/ecr-registry';
-import { Alert, AlertKind, buildAlert, DigestEntry } from '../domain/alert';
+import { AlertKind, buildAlert, DigestEntry } from '../domain/alert';
 import { DriftedImage, DriftSubject, findDrift, ParentVersion } from '../domain/drift';
 import { FindingStatus, NormalizedFinding } from '../domain/finding';
 import { isInternalImageKey, Tier } from '../domain/lineage';
 import { MetricDimension, openFindingCounts, PatchlineMetric, remediationSeconds } from '../domain/patchline-metric';
-import { parsePolicy, Policy } from '../domain/policy';
+import { Policy } from '../domain/policy';
 import { decideBasicScan, expiredExceptionFindings, reconcileFindings, ScanDecision } from '../domain/rescan';
-import { AlertDedupStore, ExceptionStore, FindingStore } from '../store/finding-store';
-import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics, requireEnv } from './dependencies';
-import { alertIdentityDigest, makeFindingReceivedHandler, PublishableAlert } from './finding-received';
+import { HandlerDependencies, publishingMetrics } from './dependencies';
+import { alertIdentityDigest, findingDependenciesFromEnvironment, makeFindingReceivedHandler } from './finding-received';
+import { collectAlerts, PublishableAlert } from './publishable-alerts';
 import { RescanServices, rescanServicesFromEnvironment } from './rescan-services';
 import { MemberState, type RebuildRequest } from '../domain/campaign';
 
@@ -90,20 +89,6 @@ function requireRescanDependencies(deps: HandlerDependencies): RescanDependencie
   return deps as RescanDependencies;
 }
 
-export function publishableAlert(alert: Alert): PublishableAlert {
-  return {
-    subject: alert.subject,
-    message: `${alert.body}\n\n--- JSON ---\n${alert.json}`,
-    attributes: {
-      owner: alert.messageAttributes.owner.StringValue,
-      severity: alert.messageAttributes.severity.StringValue,
-      image: alert.messageAttributes.image.StringValue,
-      kind: alert.messageAttributes.kind.StringValue,
-      vulnerability: alert.vulnerabilityId,
-    },
-  };
-}
-
 export function makeRegistryRescanHandler(deps: HandlerDependencies, services: RescanServices): (event: unknown) => Promise<RepositoryPage | RepositoryRescan | DigestResult> {
   const findingReceived = makeFindingReceivedHandler(deps);
   return async (event) => {
@@ -169,10 +154,8 @@ async function rescanRepository(
       alerts.push(...decided.alerts);
       starts.push(...decided.starts);
     }
-    // Alerts of the findings decided above were counted by finding-received; these are the rescan's own.
-    const expired = node ? await expiredExceptionAlerts(deps, node.image, node.tier, node.owner, fresh.findings, now) : [];
-    for (const alert of expired) deps.metrics?.count(PatchlineMetric.ALERTS_SENT, 1, { [MetricDimension.KIND]: alert.attributes.kind });
-    alerts.push(...expired);
+    // The rescan's own alerts (those of the findings decided above came from finding-received).
+    if (node) alerts.push(...(await expiredExceptionAlerts(deps, node.image, node.tier, node.owner, fresh.findings, now)));
   }
 
   let drift: DriftedImage | null = null;
@@ -200,8 +183,7 @@ async function expiredExceptionAlerts(
   const policy: Policy = { ...deps.findingPolicy, exceptions: [...deps.findingPolicy.exceptions, ...stored] };
   const current = (await deps.lineage.currentVersion(image))?.digest;
   const candidates = active.filter((f) => current === undefined || f.digest === current).map((finding) => ({ finding, subject: { image, tier } }));
-  const alerts: PublishableAlert[] = [];
-  for (const expired of expiredExceptionFindings(candidates, policy, now)) {
+  const expiredAlerts = expiredExceptionFindings(candidates, policy, now).map((expired) => {
     const f = expired.finding;
     const alert = buildAlert({
       kind: AlertKind.EXCEPTION_EXPIRED,
@@ -215,10 +197,9 @@ async function expiredExceptionAlerts(
       action: `the exception ended: ${expired.reason}`,
       exception: { approver: expired.exception.approver, expiresAt: expired.exception.expiresAt, reason: expired.exception.reason },
     });
-    const claimed = await deps.alertDedup.claim({ digest: alertIdentityDigest(image), vulnerabilityId: f.vulnerabilityId, kind: AlertKind.EXCEPTION_EXPIRED, severity: f.severity }, now);
-    if (claimed) alerts.push(publishableAlert(alert));
-  }
-  return alerts;
+    return { alert, claim: { digest: alertIdentityDigest(image), vulnerabilityId: f.vulnerabilityId, kind: AlertKind.EXCEPTION_EXPIRED, severity: f.severity } };
+  });
+  return (await collectAlerts(deps, expiredAlerts, now)).alerts;
 }
 
 async function driftSubject(deps: HandlerDependencies, image: string, owner: string | undefined, parents: string[]): Promise<DriftSubject> {
@@ -263,8 +244,8 @@ async function digest(deps: RescanDependencies, services: RescanServices, period
     entries.set(node.owner, [...(entries.get(node.owner) ?? []), { image: node.image, vulnerabilityId: f.vulnerabilityId, severity: f.severity, status: f.fixAvailable === 'NO' ? 'no fix yet' : 'fix available' }]);
   }
   const label = period ?? now.toISOString().slice(0, 10);
-  const alerts = [...entries].sort(([a], [b]) => a.localeCompare(b)).map(([owner, list]) => publishableAlert(buildAlert({ kind: AlertKind.DIGEST, owner, entries: list, period: label })));
-  for (const alert of alerts) deps.metrics?.count(PatchlineMetric.ALERTS_SENT, 1, { [MetricDimension.KIND]: alert.attributes.kind });
+  const digests = [...entries].sort(([a], [b]) => a.localeCompare(b)).map(([owner, list]) => ({ alert: buildAlert({ kind: AlertKind.DIGEST, owner, entries: list, period: label }) }));
+  const { alerts } = await collectAlerts(deps, digests, now);
   // Gauges, once per run: every owner is reported, zeros included, so a fixed backlog shows as 0 and not as a gap.
   const owners = internal.flatMap((n) => (n.owner === undefined ? [] : [n.owner]));
   for (const { owner, severity, count } of openFindingCounts(owners, gauged)) {
@@ -292,24 +273,7 @@ async function runningCampaigns(deps: HandlerDependencies): Promise<number> {
   return running;
 }
 
-let environmentDependencies: HandlerDependencies | undefined;
-
-function rescanDependenciesFromEnvironment(): HandlerDependencies {
-  if (!environmentDependencies) {
-    const client = new DynamoDBClient({});
-    const tableName = requireEnv('TABLE_NAME');
-    environmentDependencies = {
-      ...dependenciesFromEnvironment(),
-      findings: new FindingStore({ client, tableName }),
-      exceptions: new ExceptionStore({ client, tableName }),
-      alertDedup: new AlertDedupStore({ client, tableName, windowSeconds: Number(requireEnv('ALERT_DEDUP_SECONDS')) }),
-      findingPolicy: parsePolicy(JSON.parse(requireEnv('FINDING_POLICY'))),
-    };
-  }
-  return environmentDependencies;
-}
-
 export const handler = (event: unknown): Promise<RepositoryPage | RepositoryRescan | DigestResult> => {
-  const deps = rescanDependenciesFromEnvironment();
+  const deps = findingDependenciesFromEnvironment();
   return publishingMetrics(deps, makeRegistryRescanHandler(deps, rescanServicesFromEnvironment()))(event);
 };

@@ -6,7 +6,8 @@ import { parseInspectorScanEvent } from '../domain/inspector-scan-event';
 import { MetricDimension, PatchlineMetric, secondsBetween } from '../domain/patchline-metric';
 import { FindingStore, StoredFinding } from '../store/finding-store';
 import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics, requireEnv } from './dependencies';
-import { MissingFindingDependenciesError, PublishableAlert } from './finding-received';
+import { MissingFindingDependenciesError } from './finding-received';
+import { collectAlerts, PublishableAlert } from './publishable-alerts';
 
 const logger = new Logger({ serviceName: 'patchline-scan-completed' });
 
@@ -55,34 +56,24 @@ export function makeScanCompletedHandler(deps: HandlerDependencies): (event: unk
         deps.metrics?.seconds(PatchlineMetric.TIME_TO_REMEDIATE, remediated.seconds, { [MetricDimension.SEVERITY]: remediated.severity });
       }
     }
-    const alerts: PublishableAlert[] = [];
     const owner = (await deps.lineage.getImage(scan.repository))?.owner;
-    if (verdict === VerificationVerdict.STILL_VULNERABLE && owner) {
-      for (const finding of remaining) {
-        const alert = buildAlert({
-          kind: AlertKind.STILL_VULNERABLE,
-          owner,
-          image: scan.repository,
-          digest: scan.digest,
-          vulnerabilityId: finding.vulnerabilityId,
-          severity: finding.severity,
-          packages: finding.packages,
-          campaignId: built.campaignId,
-        });
-        alerts.push({
-          subject: alert.subject,
-          message: `${alert.body}\n\n--- JSON ---\n${alert.json}`,
-          attributes: {
-            owner: alert.messageAttributes.owner.StringValue,
-            severity: alert.messageAttributes.severity.StringValue,
-            image: alert.messageAttributes.image.StringValue,
-            kind: alert.messageAttributes.kind.StringValue,
-            vulnerability: alert.vulnerabilityId,
-          },
-        });
-        deps.metrics?.count(PatchlineMetric.ALERTS_SENT, 1, { [MetricDimension.KIND]: alert.kind });
-      }
-    }
+    const stillVulnerable =
+      verdict === VerificationVerdict.STILL_VULNERABLE && owner
+        ? remaining.map((finding) => ({
+            alert: buildAlert({
+              kind: AlertKind.STILL_VULNERABLE,
+              owner,
+              image: scan.repository,
+              digest: scan.digest,
+              vulnerabilityId: finding.vulnerabilityId,
+              severity: finding.severity,
+              packages: finding.packages,
+              campaignId: built.campaignId,
+            }),
+          }))
+        : [];
+    // No dedup claim: the member moved to still-vulnerable once (above), so a re-sent scan never gets here.
+    const { alerts } = await collectAlerts(deps, stillVulnerable, deps.now());
     logger.info('rebuild checked', { repository: scan.repository, digest: scan.digest, campaignId: built.campaignId, verdict, stillVulnerable: ids });
     return { ...base, campaignId: built.campaignId, verdict, stillVulnerable: ids, alerts };
   };

@@ -72,10 +72,13 @@ describe('Class: RegistryScope', () => {
       expect(RegistryScope.singleAccount().placement('apps/x')).toEqual({ kind: BuildPlacementKind.HUB });
     });
 
-    it('refuses to place a build in a spoke outside the hub region, with the reason', () => {
-      const placement = scope.placement(ORDERS);
-      expect(placement.kind).toBe(BuildPlacementKind.UNREACHABLE);
-      expect(placement.kind === BuildPlacementKind.UNREACHABLE && placement.reason).toContain('us-east-1');
+    it('places a build of a spoke outside the hub region in that spoke and region, through its own regional role', () => {
+      expect(scope.placement(ORDERS)).toEqual({
+        kind: BuildPlacementKind.SPOKE,
+        buildAccount: '333333333333',
+        buildRegion: 'us-east-1',
+        buildRoleArn: 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1',
+      });
     });
   });
 
@@ -83,6 +86,13 @@ describe('Class: RegistryScope', () => {
     it('lists exactly the roles of the spokes in the hub region', () => {
       expect(scope.buildRoleArns()).toEqual(['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1']);
       expect(RegistryScope.singleAccount().buildRoleArns()).toEqual([]);
+    });
+  });
+
+  describe('Method: remoteBuildRoleArns', () => {
+    it('lists exactly the roles of the spokes outside the hub region', () => {
+      expect(scope.remoteBuildRoleArns()).toEqual(['arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']);
+      expect(RegistryScope.singleAccount().remoteBuildRoleArns()).toEqual([]);
     });
   });
 
@@ -149,9 +159,25 @@ describe('Function: decideRebuilds (placement)', () => {
     expect(byImage.get('apps/hub-app')!.buildRoleArn).toBeUndefined();
   });
 
+  it('carries the region and regional role of a spoke outside the hub region (built through start-remote-build)', () => {
+    const { start } = decide([child(ORDERS)]);
+    expect(start).toHaveLength(1);
+    expect(start[0]).toMatchObject({ buildAccount: '333333333333', buildRegion: 'us-east-1', buildRoleArn: 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1' });
+  });
+
   it('refuses to start an unreachable child: skipped with the reason', () => {
-    const decision = decide([child(ORDERS)]);
+    const decision = decideRebuilds({
+      campaignId: 'c-1',
+      pushedImage: 'enterprise/python-311',
+      pushedDigest: DIGEST,
+      children: [child(ORDERS)],
+      memberState: () => 'pending',
+      parentDigest: () => undefined,
+      imageUri: (i, d) => scope.pinnedReference(i, d, { account: '111111111111', region: 'eu-west-1' }),
+      priority: () => 1,
+      placement: () => ({ kind: BuildPlacementKind.UNREACHABLE, reason: 'the owning account is gone' }),
+    });
     expect(decision.start).toEqual([]);
-    expect(decision.skip).toEqual([{ image: ORDERS, reason: expect.stringContaining('another region') }]);
+    expect(decision.skip).toEqual([{ image: ORDERS, reason: expect.stringContaining('the owning account is gone') }]);
   });
 });

@@ -162,17 +162,23 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
   const roleOf = (template: Template): Record<string, any> =>
     Object.values(template.findResources('AWS::IAM::Role', { Properties: { RoleName: hubAccessRoleName('us-east-1') } }))[0];
 
-  it('is trusted by the hub account only through the rebuild workflow role', () => {
+  const principalArn = (suffix: string): unknown => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:iam::111111111111:role/${suffix}`]] });
+
+  it('is trusted by the hub account only through the rebuild workflow role and, outside the hub region, the start-remote-build function role', () => {
     const role = roleOf(spoke());
     expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
       {
         Action: 'sts:AssumeRole',
         Effect: 'Allow',
         Principal: { AWS: expect.objectContaining({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::111111111111:root']] }) },
-        Condition: { ArnLike: { 'aws:PrincipalArn': expect.objectContaining({}) } },
+        Condition: { ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-StartRemoteBuildFunctionRole*')] } },
       },
     ]);
-    expect(JSON.stringify(role.Properties.AssumeRolePolicyDocument)).toContain(':iam::111111111111:role/Patchline-RebuildImageWorkflowRole*');
+  });
+
+  it('admits only the rebuild workflow role in a spoke of the hub region (Step Functions task credentials reach it)', () => {
+    const sameRegion = Object.values(spoke({ env: { account: '222222222222', region: 'eu-west-1' } }).findResources('AWS::IAM::Role', { Properties: { RoleName: hubAccessRoleName('eu-west-1') } }))[0] as Record<string, any>;
+    expect(sameRegion.Properties.AssumeRolePolicyDocument.Statement[0].Condition).toEqual({ ArnLike: { 'aws:PrincipalArn': principalArn('Patchline-RebuildImageWorkflowRole*') } });
   });
 
   it('also requires the organization when organizationId is set, and honours an explicit principal', () => {

@@ -4,7 +4,10 @@ import { matchesEventPattern } from '../../cli/local/event-pattern';
 import { CfnTemplate, TemplateResolver } from '../../cli/local/synthesized-template';
 import { REBUILD_EXECUTION_STATES } from '../../lambdas/domain/scheduling';
 import { PatchlineStack, repositoryFilter } from '../../lib/patchline-stack';
-import { DELETE_SAMPLE, PUSH_SAMPLE, projectConfig, sampleEvent } from '../support/template';
+import { readFileSync } from 'fs';
+import { join } from 'path';
+import { parseConfig } from '../../lambdas/domain/config';
+import { DELETE_SAMPLE, PUSH_SAMPLE, projectConfig, REPO_ROOT, sampleEvent } from '../support/template';
 
 describe('Class: PatchlineStack', () => {
   const app = new App({ context: { 'aws:cdk:bundling-stacks': [] } });
@@ -85,11 +88,17 @@ describe('Class: PatchlineStack', () => {
   });
 
   it('keeps the scheduling model in step with the rebuild-image states', () => {
-    const machines = template.findResources('AWS::StepFunctions::StateMachine', { Properties: { StateMachineType: 'STANDARD' } });
-    const resolver = new TemplateResolver(template.toJSON() as CfnTemplate, 'table');
-    const definition = JSON.parse(String(resolver.resolve(Object.values(machines)[0].Properties.DefinitionString))) as { States: Record<string, unknown> };
+    const statesOf = (t: Template): string[] => {
+      const machines = t.findResources('AWS::StepFunctions::StateMachine', { Properties: { StateMachineType: 'STANDARD' } });
+      const resolver = new TemplateResolver(t.toJSON() as CfnTemplate, 'table');
+      return Object.keys((JSON.parse(String(resolver.resolve(Object.values(machines)[0].Properties.DefinitionString))) as { States: Record<string, unknown> }).States);
+    };
     const modelled = new Set(Object.values(REBUILD_EXECUTION_STATES).flat().map((s) => s.name));
-    expect(new Set(Object.keys(definition.States))).toEqual(modelled);
+    // StartRemoteBuild exists only with a spoke outside the hub region (the example organization has one).
+    const organization = parseConfig(JSON.parse(readFileSync(join(REPO_ROOT, 'examples/organization.config.json'), 'utf8')));
+    const withRemote = Template.fromStack(new PatchlineStack(new App({ context: { 'aws:cdk:bundling-stacks': [] } }), 'Patchline', { config: organization, env: { account: '111111111111', region: 'eu-west-1' } }));
+    expect(new Set(statesOf(withRemote))).toEqual(modelled);
+    expect(new Set([...statesOf(template), 'StartRemoteBuild'])).toEqual(modelled);
   });
 
   describe('Function: repositoryFilter', () => {

@@ -37,31 +37,76 @@ function rebuildStates(template: Template): States {
   return (JSON.parse(String(resolver.resolve(Object.values(machines)[0].Properties.DefinitionString))) as { States: States }).States;
 }
 
-/** Every sts:AssumeRole statement of the template, with its resources. */
-function assumeRoleResources(template: Template): unknown[] {
-  const policies = Object.values(template.findResources('AWS::IAM::Policy')) as Array<{ Properties: { PolicyDocument: { Statement: Array<{ Action: unknown; Resource: unknown }> } } }>;
-  return policies.flatMap((p) => p.Properties.PolicyDocument.Statement).filter((s) => ([] as unknown[]).concat(s.Action).includes('sts:AssumeRole')).map((s) => s.Resource);
+/** Every sts:AssumeRole statement of the template (with `sid`, only that statement), with its resources. */
+function assumeRoleResources(template: Template, sid?: string): unknown[] {
+  const policies = Object.values(template.findResources('AWS::IAM::Policy')) as Array<{ Properties: { PolicyDocument: { Statement: Array<{ Action: unknown; Resource: unknown; Sid?: string }> } } }>;
+  return policies
+    .flatMap((p) => p.Properties.PolicyDocument.Statement)
+    .filter((s) => ([] as unknown[]).concat(s.Action).includes('sts:AssumeRole') && (sid === undefined || s.Sid === sid))
+    .map((s) => s.Resource);
 }
 
 describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
   const { template, stack } = hub(exampleConfig());
 
   it('chooses between the hub StartBuild and StartBuildInSpoke on the request role, the same call with the task credentials', () => {
-    const states = rebuildStates(template);
+    const states = rebuildStates(hub(sameRegionConfig()).template);
     expect(states.MarkImageBuilding.Next).toBe('BuildAccount');
     expect(states.BuildAccount).toEqual({
       Type: 'Choice',
       Choices: [{ Variable: '$.buildRoleArn', IsPresent: true, Next: 'StartBuildInSpoke' }],
       Default: 'StartBuild',
     });
+    expect(states.StartRemoteBuild).toBeUndefined();
     expect(states.StartBuildInSpoke.Credentials).toEqual({ 'RoleArn.$': '$.buildRoleArn' });
     expect(states.StartBuild.Credentials).toBeUndefined();
     const { Credentials: _credentials, ...spokeTask } = states.StartBuildInSpoke;
     expect(spokeTask).toEqual(states.StartBuild);
   });
 
-  it('lets the rebuild workflow role assume exactly the roles of the spokes in the hub region', () => {
-    expect(assumeRoleResources(template)).toEqual(['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1']);
+  it('takes a spoke in another region through StartRemoteBuild: a Lambda parked on its task token, with the same retries and catch', () => {
+    const states = rebuildStates(template);
+    expect((states.BuildAccount.Choices as unknown[])[0]).toEqual({
+      And: [
+        { Variable: '$.buildRoleArn', IsPresent: true },
+        { Variable: '$.buildRegion', IsPresent: true },
+        { Not: { Variable: '$.buildRegion', StringEquals: HUB_ENV.region } },
+      ],
+      Next: 'StartRemoteBuild',
+    });
+    expect((states.BuildAccount.Choices as unknown[]).slice(1)).toEqual([{ Variable: '$.buildRoleArn', IsPresent: true, Next: 'StartBuildInSpoke' }]);
+    const remote = states.StartRemoteBuild as { Resource: string; Parameters: { Payload: Record<string, unknown>; FunctionName: unknown }; ResultPath: string; Next: string; TimeoutSeconds: number; Retry: Array<{ ErrorEquals: string[] }>; Catch: unknown };
+    expect(remote.Resource).toBe('arn:aws:states:::lambda:invoke.waitForTaskToken');
+    expect(JSON.stringify(remote.Parameters.FunctionName)).toContain('StartRemoteBuildFunction');
+    expect(remote.Parameters.Payload).toEqual({
+      'taskToken.$': '$$.Task.Token',
+      'execution.$': '$$.Execution.Name',
+      'project.$': '$.project',
+      'image.$': '$.image',
+      'baseImage.$': '$.baseImage',
+      'parentImages.$': '$.parentImages',
+      'campaignId.$': '$.campaignId',
+      'buildAccount.$': '$.buildAccount',
+      'buildRegion.$': '$.buildRegion',
+      'buildRoleArn.$': '$.buildRoleArn',
+    });
+    // Same result shape, same next state, same failure path as the .sync StartBuild tasks.
+    expect(remote.ResultPath).toBe(states.StartBuild.ResultPath);
+    expect(remote.Next).toBe(states.StartBuild.Next);
+    expect(remote.Catch).toEqual(states.StartBuild.Catch);
+    expect(remote.Retry).toEqual(expect.arrayContaining((states.StartBuild.Retry as unknown[]).map((r) => expect.objectContaining(r as object))));
+    expect(remote.TimeoutSeconds).toBe(9 * 3600);
+  });
+
+  it('lets the rebuild workflow role assume exactly the roles of the spokes in the hub region, start-remote-build exactly the others', () => {
+    expect(assumeRoleResources(template, 'BuildInSpokeAccounts')).toEqual(['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1']);
+    expect(assumeRoleResources(template, 'BuildInRemoteSpokes')).toEqual(['arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']);
+    expect(assumeRoleResources(template)).toHaveLength(2);
+    const startFn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('StartRemoteBuildFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: startFn.Properties.Role['Fn::GetAtt'][0] }],
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'BuildInRemoteSpokes', Action: 'sts:AssumeRole', Resource: 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1' })]) },
+    });
     expect(assumeRoleResources(hub(sameRegionConfig()).template)).toEqual([
       ['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1', 'arn:aws:iam::333333333333:role/PatchlineHubAccess-eu-west-1'],
     ]);
@@ -109,6 +154,19 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
     expect(`${stack.stackName}-${roleId}-ABCDEFGHIJKL`.length).toBeLessThanOrEqual(64);
     expect(`${stack.stackName}-${roleId}-ABCDEFGHIJKL`.startsWith(prefix)).toBe(true);
   });
+
+  it('has the spoke role outside the hub region trust the start-remote-build function role by its CloudFormation name prefix', () => {
+    const startFn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('StartRemoteBuildFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
+    const roleId = startFn.Properties.Role['Fn::GetAtt'][0];
+    const remoteSpoke = defineSpokeStacks(new App(), exampleConfig(), stack.stackName).find((s) => s.region === 'us-east-1')!;
+    const trust = Object.values(Template.fromStack(remoteSpoke).findResources('AWS::IAM::Role', { Properties: { RoleName: 'PatchlineHubAccess-us-east-1' } }))[0] as {
+      Properties: { AssumeRolePolicyDocument: { Statement: Array<{ Condition: { ArnLike: Record<string, unknown[]> } }> } };
+    };
+    const prefixes = trust.Properties.AssumeRolePolicyDocument.Statement[0].Condition.ArnLike['aws:PrincipalArn'].map((p) => /role\/([^*]+)\*/.exec(JSON.stringify(p))![1]);
+    const generated = `${stack.stackName}-${roleId}-ABCDEFGHIJKL`;
+    expect(generated.length).toBeLessThanOrEqual(64);
+    expect(prefixes.filter((p) => generated.startsWith(p))).toEqual([`${stack.stackName}-StartRemoteBuildFunctionRole`]);
+  });
 });
 
 describe('Class: HubEventBus (workflow rules)', () => {
@@ -125,10 +183,10 @@ describe('Class: HubEventBus (workflow rules)', () => {
     return event;
   };
 
-  it('puts exactly two rules on the hub bus, each starting a workflow with the dead-letter queue', () => {
+  it('puts exactly two workflow rules on the hub bus (plus the remote build end rule), each starting a workflow with the dead-letter queue', () => {
     expect(template.toJSON().Resources[busId].Properties.Name).toBe(HUB_EVENT_BUS_NAME);
-    expect(onHubBus.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['HubEventBusHubEcrPushRule', 'HubEventBusHubInspectorFindingRule']);
-    for (const [, rule] of onHubBus) {
+    expect(onHubBus.map(([id]) => id.replace(/[0-9A-F]{8}$/, '')).sort()).toEqual(['HubCodeBuildEndedRule', 'HubEventBusHubEcrPushRule', 'HubEventBusHubInspectorFindingRule']);
+    for (const [, rule] of onHubBus.filter(([id]) => id.startsWith('HubEventBus'))) {
       expect(rule.Properties.Targets).toHaveLength(1);
       expect(JSON.stringify(rule.Properties.Targets[0].Arn)).toContain('Workflow');
       expect(rule.Properties.Targets[0].DeadLetterConfig).toEqual({ Arn: { 'Fn::GetAtt': [expect.stringMatching(/^DeadLetterQueue/), 'Arn'] } });

@@ -151,20 +151,67 @@ describe('Class: LocalRuntime (organization)', () => {
   });
 
   describe('Method: runUntilQuiet (a spoke in another region)', () => {
-    it('skips the image of the spoke outside the hub region with the reason, and still builds the others', async () => {
+    const orders = { account: '333333333333', region: 'us-east-1' };
+    const ordersRole = `arn:aws:iam::${orders.account}:role/${hubAccessRoleName(orders.region)}`;
+
+    it('rebuilds the image of the spoke outside the hub region through its own role in that region, resumed by the forwarded build end', async () => {
       const config = exampleConfig();
-      const orders = { account: '333333333333', region: 'us-east-1' };
-      runtime = await run(config, synthesizeTemplate(config), lineage(orders), [pushIn(HUB, 'enterprise/python-311', digestOf('platform-enterprise-2'))]);
+      const digest = digestOf('platform-enterprise-2');
+      runtime = await run(config, synthesizeTemplate(config), lineage(orders), [pushIn(HUB, 'enterprise/python-311', digest)]);
       const builds = byImage(runtime.codebuild.builds);
-      expect([...builds.keys()].sort()).toEqual(['builders/python-ci', key(PAYMENTS, 'apps/payments-api'), key(PAYMENTS, 'apps/payments-worker')].sort());
-      expect(runtime.calls.filter((c) => c.service === 'codebuild').map((c) => (c.parameters as { Credentials?: { RoleArn: string } }).Credentials?.RoleArn)).not.toContain(
-        `arn:aws:iam::${orders.account}:role/${hubAccessRoleName(orders.region)}`,
-      );
-      const campaign = runtime.codebuild.builds[0].campaign;
+      expect([...builds.keys()].sort()).toEqual(['builders/python-ci', key(PAYMENTS, 'apps/payments-api'), key(PAYMENTS, 'apps/payments-worker'), key(orders, 'apps/orders-api')].sort());
+      const remote = builds.get(key(orders, 'apps/orders-api'))!;
+      expect(remote.status).toBe('SUCCEEDED');
+      // start-remote-build assumed the us-east-1 role and called CodeBuild in us-east-1; the build pushed there.
+      expect(remote.roleArn).toBe(ordersRole);
+      expect(remote.buildRegion).toBe(orders.region);
+      expect(remote.registry).toEqual(orders);
+      expect(remote.baseImage).toBe(`${registryHost(HUB.account, HUB.region)}/enterprise/python-311@${digest}`);
+      for (const build of builds.values()) if (build !== remote) expect(build.buildRegion).toBeUndefined();
+
+      // Its execution went through StartRemoteBuild only; the others never did.
+      const rebuilds = runtime.stepFunctions.allExecutions.filter((e) => e.stateMachine.endsWith('rebuild-image'));
+      expect(rebuilds).toHaveLength(4);
+      for (const execution of rebuilds) {
+        const remoteRun = (execution.input as { image?: unknown }).image === key(orders, 'apps/orders-api');
+        expect(execution.status).toBe('SUCCEEDED');
+        expect(execution.states.includes('StartRemoteBuild')).toBe(remoteRun);
+        expect(execution.states.includes('StartBuildInSpoke') || execution.states.includes('StartBuild')).toBe(!remoteRun);
+      }
+
+      // The spoke's push and its build end both came over the hub bus, each taken by its hub-bus rule.
+      const fromOrders = runtime.routed.filter((r) => (r.event as { account: string }).account === orders.account);
+      expect(fromOrders.map((r) => [(r.event as { 'detail-type': string })['detail-type'], r.rules.length])).toEqual([
+        ['ECR Image Action', 1],
+        ['CodeBuild Build State Change', 1],
+      ]);
+      expect(fromOrders[0].rules[0]).toMatch(/^HubEventBusHubEcrPushRule/);
+      expect(fromOrders[1].rules[0]).toMatch(/^HubCodeBuildEndedRule/);
+
+      const campaign = remote.campaign;
       const member = (await runtime.deps.campaigns.memberStates(campaign, [key(orders, 'apps/orders-api')])).get(key(orders, 'apps/orders-api'));
-      expect(member?.state).toBe('skipped');
-      expect(member?.reason).toContain('cannot start CodeBuild in another region');
+      expect(member?.state).not.toBe('skipped');
+      expect(runtime.result().deadLetters).toEqual([]);
       expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
+      expect(runtime.stepFunctions.pendingTokens).toBe(0);
+    });
+
+    it('fails the remote rebuild when its build fails: the same failure path records it and returns the slot', async () => {
+      const config = exampleConfig();
+      runtime = await LocalRuntime.start({ config, lineage: lineage(orders), template: synthesizeTemplate(config), builds: { failProjects: new Set(['apps-orders-api']) } });
+      runtime.send(pushIn(HUB, 'enterprise/python-311', digestOf('platform-enterprise-3')));
+      await runtime.runUntilQuiet();
+      const remote = byImage(runtime.codebuild.builds).get(key(orders, 'apps/orders-api'))!;
+      expect(remote.status).toBe('FAILED');
+      expect(remote.roleArn).toBe(ordersRole);
+      const execution = runtime.stepFunctions.allExecutions.find((e) => (e.input as { image?: unknown }).image === key(orders, 'apps/orders-api'))!;
+      expect(execution.status).toBe('FAILED');
+      expect(execution.states).toEqual(expect.arrayContaining(['StartRemoteBuild', 'ReleaseSlotAfterFailure', 'RecordBuildFailure', 'BuildFailed']));
+      const member = (await runtime.deps.campaigns.memberStates(remote.campaign, [key(orders, 'apps/orders-api')])).get(key(orders, 'apps/orders-api'));
+      expect(member?.state).toBe('failed');
+      expect(member?.reason).toContain('FAILED');
+      expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
+      expect(runtime.stepFunctions.pendingTokens).toBe(0);
     });
   });
 });
