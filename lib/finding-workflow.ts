@@ -11,6 +11,7 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { PatchlineConfig } from '../lambdas/domain/config';
+import { bindRegistryScope } from './spoke-builds';
 import { policyFromConfig } from '../lambdas/handlers/finding-received';
 import { PatchlineFunction } from './patchline-function';
 import { grantTableData } from './table-access';
@@ -75,6 +76,7 @@ export class FindingWorkflow extends Construct {
       });
     this.function.addEnvironment('FINDING_POLICY', JSON.stringify(policyFromConfig(props.config)));
     this.function.addEnvironment('ALERT_DEDUP_SECONDS', String(days * 86_400));
+    bindRegistryScope(this.function, props.config);
     grantTableData(props.table, props.tableKey, this.function);
 
     this.stateMachine = this.buildStateMachine(props);

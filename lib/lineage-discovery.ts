@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { PatchlineConfig } from '../lambdas/domain/config';
+import { bindRegistryScope } from './spoke-builds';
 import { DEFAULT_BUILD_PROJECT_TAG_KEY, DEFAULT_OWNER_TAG_KEY } from '../lambdas/domain/learned-lineage';
 import { PatchlineFunction } from './patchline-function';
 import { grantTableData } from './table-access';
@@ -60,6 +61,7 @@ export class LineageDiscovery extends Construct {
         BUILD_PROJECTS: props.config.rebuild.projects.join(','),
       },
     });
+    bindRegistryScope(this.function, props.config);
     grantTableData(props.table, props.tableKey, this.function);
     this.grantRepositoryRead(props.config.repositories);
   }

@@ -121,6 +121,7 @@ export class PatchlineStack extends Stack {
     const acquireSlotFn = fn('AcquireSlotFunction', 'acquire-slot');
     const releaseSlotFn = fn('ReleaseSlotFunction', 'release-slot');
     const recordFailureFn = fn('RecordBuildFailureFunction', 'record-build-failure');
+    bindRegistryScope(recordFailureFn, config);
     const resolveSettledFn = fn('ResolveSettledRebuildFunction', 'resolve-settled-rebuild');
     for (const f of [imagePushedFn, acquireSlotFn, releaseSlotFn, recordFailureFn, resolveSettledFn]) grantTableData(this.table, this.key, f);
 

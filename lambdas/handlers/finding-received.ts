@@ -4,13 +4,13 @@ import { createHash } from 'crypto';
 import { AlertKind, buildAlert, FindingAlertInput } from '../domain/alert';
 import { campaignId as deriveCampaignId, CampaignTrigger, decideRebuilds, MemberState, RebuildRequest } from '../domain/campaign';
 import { PatchlineConfig } from '../domain/config';
-import { ecrImageUri } from '../domain/ecr-push-event';
 import { FixAvailable, NormalizedFinding, parseEcrScanEvent, parseInspectorFindingEvent } from '../domain/finding';
-import { imageKey, ImageNode, isInternalImageKey, LineageGraph, ParentRole, Tier } from '../domain/lineage';
+import { imageKey, ImageNode, LineageGraph, ParentRole, Tier } from '../domain/lineage';
 import { parseImageRef } from '../domain/image-ref';
 import { attributeOrigin, OriginAction, OriginAttribution } from '../domain/origin';
 import { MetricDimension, PatchlineMetric, remediationSeconds } from '../domain/patchline-metric';
 import { evaluateFinding, parsePolicy, Policy, PolicyOutcome } from '../domain/policy';
+import { REGISTRY_SCOPE_ENV, RegistryScope } from '../domain/registry-scope';
 import { criticalPathPriorities } from '../domain/scheduling';
 import { AlertDedupStore, ExceptionStore, FindingChange, FindingStore, StoredFinding } from '../store/finding-store';
 import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics, requireEnv } from './dependencies';
@@ -62,7 +62,11 @@ export class MissingFindingDependenciesError extends Error {
   }
 }
 
-type FindingDependencies = HandlerDependencies & Required<Pick<HandlerDependencies, 'findings' | 'exceptions' | 'alertDedup' | 'findingPolicy'>>;
+/** The shared dependencies plus the hub's registry scope (as image-pushed's: spoke images are keyed by registry). */
+export type FindingReceivedDependencies = HandlerDependencies & { readonly registryScope?: RegistryScope };
+
+type FindingDependencies = FindingReceivedDependencies &
+  Required<Pick<HandlerDependencies, 'findings' | 'exceptions' | 'alertDedup' | 'findingPolicy'>> & { readonly registryScope: RegistryScope };
 
 /** The vulnerability policy of a config; exceptions live in the store (`patchline exception add`). */
 export function policyFromConfig(config: PatchlineConfig): Policy {
@@ -85,10 +89,10 @@ export function findingReceivedDependencies(props: { client: DynamoDBClient; tab
   };
 }
 
-function requireFindingDependencies(deps: HandlerDependencies): FindingDependencies {
+function requireFindingDependencies(deps: FindingReceivedDependencies): FindingDependencies {
   const missing = (['findings', 'exceptions', 'alertDedup', 'findingPolicy'] as const).filter((k) => deps[k] === undefined);
   if (missing.length > 0) throw new MissingFindingDependenciesError(missing);
-  return deps as FindingDependencies;
+  return { ...deps, registryScope: deps.registryScope ?? RegistryScope.singleAccount() } as FindingDependencies;
 }
 
 /**
@@ -106,9 +110,12 @@ export function mirrorRepository(externalKey: string): string {
   return `${ref.registry}/${ref.repository}`;
 }
 
-/** The lineage key of a scanned repository: the internal image itself, else an external image it mirrors (by tag). */
-async function resolveImage(deps: HandlerDependencies, finding: Pick<NormalizedFinding, 'repository' | 'tags'>): Promise<ImageNode | undefined> {
-  const internal = await deps.lineage.getImage(finding.repository);
+/**
+ * The lineage key of a scanned repository: the internal image itself (keyed by its registry, as image-pushed keys it),
+ * else an external image it mirrors (by tag). An account/region that is neither the hub nor a spoke is refused.
+ */
+async function resolveImage(deps: FindingDependencies, finding: Pick<NormalizedFinding, 'repository' | 'tags' | 'account' | 'region'>): Promise<ImageNode | undefined> {
+  const internal = await deps.lineage.getImage(deps.registryScope.keyOf(finding.account, finding.region, finding.repository));
   if (internal) return internal;
   for (const tag of finding.tags.slice(0, 10)) {
     let key: string;
@@ -125,8 +132,11 @@ async function resolveImage(deps: HandlerDependencies, finding: Pick<NormalizedF
 
 /** Findings of the version of `image` that matters: its current digest when it has findings, else the latest scanned. */
 async function findingsOfImage(deps: FindingDependencies, image: string): Promise<StoredFinding[] | undefined> {
-  if (isInternalImageKey(image)) {
-    const all = await deps.findings.forRepository(image);
+  const scope = deps.registryScope;
+  const located = scope.locate(image);
+  if (scope.isInternal(image)) {
+    // Findings are stored per repository name: those of a same-named repository in another registry are not this image's.
+    const all = (await deps.findings.forRepository(located?.repository ?? image)).filter((f) => keyOfFinding(scope, f) === image);
     if (all.length === 0) return undefined;
     const current = (await deps.lineage.currentVersion(image))?.digest;
     const byDigest = new Map<string, StoredFinding[]>();
@@ -147,9 +157,18 @@ async function findingsOfImage(deps: FindingDependencies, image: string): Promis
   return mine.length > 0 ? mine : undefined;
 }
 
+/** The image key of a stored finding; undefined for a registry that is not (or no longer) configured. */
+function keyOfFinding(scope: RegistryScope, finding: Pick<NormalizedFinding, 'repository' | 'account' | 'region'>): string | undefined {
+  try {
+    return scope.keyOf(finding.account, finding.region, finding.repository);
+  } catch {
+    return undefined;
+  }
+}
+
 /** The dedup key of alerts about `image`, and its current digest (shown in the alert) when a push was recorded. */
-async function alertDigest(deps: HandlerDependencies, image: string): Promise<{ key: string; real?: string }> {
-  const current = isInternalImageKey(image) ? (await deps.lineage.currentVersion(image))?.digest : undefined;
+async function alertDigest(deps: FindingDependencies, image: string): Promise<{ key: string; real?: string }> {
+  const current = deps.registryScope.isInternal(image) ? (await deps.lineage.currentVersion(image))?.digest : undefined;
   return { key: alertIdentityDigest(image), ...(current && { real: current }) };
 }
 
@@ -164,7 +183,7 @@ interface PlannedAlert {
  * internal image below an external one), an alert to the owner of that image, or to the vendor of a COTS image.
  * Returns the alerts to publish (already deduplicated) and the rebuild executions to start.
  */
-export function makeFindingReceivedHandler(deps: HandlerDependencies): (event: unknown) => Promise<FindingReceivedResult> {
+export function makeFindingReceivedHandler(deps: FindingReceivedDependencies): (event: unknown) => Promise<FindingReceivedResult> {
   return async (event) => {
     const detailType = event !== null && typeof event === 'object' ? (event as Record<string, unknown>)['detail-type'] : undefined;
     if (detailType === 'ECR Image Scan') return handleScan(requireFindingDependencies(deps), event);
@@ -337,7 +356,8 @@ async function startFindingCampaign(
 ): Promise<{ id: string; starts: Array<{ name: string; input: RebuildRequest }> }> {
   const digests = new Map<string, string | undefined>();
   for (const parent of root.parents) digests.set(parent.image, (await deps.lineage.currentVersion(parent.image))?.digest);
-  const pinnedParents = root.parents.map((p) => pinnedReference(finding, p.image, digests.get(p.image)));
+  const pin = (image: string, digest: string | undefined): string => deps.registryScope.pinnedReference(image, digest, finding);
+  const pinnedParents = root.parents.map((p) => pin(p.image, digests.get(p.image)));
   const id = deriveCampaignId(root.image, `finding#${pinnedParents.join(',')}`);
   const descendants = await deps.lineage.descendants(root.image);
   const members = [root.image, ...descendants.map((d) => d.image)];
@@ -369,8 +389,10 @@ async function startFindingCampaign(
     children: [root],
     memberState: (image) => (image === root.image ? MemberState.PENDING : undefined),
     parentDigest: (image) => digests.get(image),
-    imageUri: (image, digest) => pinnedReference(finding, image, digest),
+    imageUri: pin,
     priority: (image) => priorities.get(image) ?? deps.defaultBuildSeconds,
+    // A spoke image is rebuilt in its own account, as image-pushed places it.
+    placement: (image) => deps.registryScope.placement(image),
   });
   // A base built FROM scratch has no parent to pin.
   const starts = decision.start.map((request) => ({
@@ -382,20 +404,13 @@ async function startFindingCampaign(
   return { id, starts };
 }
 
-/** Internal parents are pinned in the scanned account's ECR; external ones keep their registry, pinned when known. */
-function pinnedReference(finding: NormalizedFinding, image: string, digest: string | undefined): string {
-  if (isInternalImageKey(image)) return digest ? ecrImageUri(finding.account, finding.region, image, digest) : image;
-  if (!digest) return image;
-  return `${image.replace(/:[^/:@]+$/, '').split('@')[0]}@${digest}`;
-}
-
-let environmentDependencies: HandlerDependencies | undefined;
+let environmentDependencies: FindingReceivedDependencies | undefined;
 
 /**
  * The Lambda's dependencies: the shared ones plus the finding stores and FINDING_POLICY / ALERT_DEDUP_SECONDS (also
  * registry-rescan's, which decides missed findings through this handler).
  */
-export function findingDependenciesFromEnvironment(): HandlerDependencies {
+export function findingDependenciesFromEnvironment(): FindingReceivedDependencies {
   if (!environmentDependencies) {
     const client = new DynamoDBClient({});
     const tableName = requireEnv('TABLE_NAME');
@@ -405,6 +420,7 @@ export function findingDependenciesFromEnvironment(): HandlerDependencies {
       exceptions: new ExceptionStore({ client, tableName }),
       alertDedup: new AlertDedupStore({ client, tableName, windowSeconds: Number(requireEnv('ALERT_DEDUP_SECONDS')) }),
       findingPolicy: parsePolicy(JSON.parse(requireEnv('FINDING_POLICY'))),
+      registryScope: RegistryScope.fromEnvironment(process.env[REGISTRY_SCOPE_ENV]),
     };
   }
   return environmentDependencies;

@@ -3,7 +3,7 @@ import { ECRClient } from '@aws-sdk/client-ecr';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { BlobDigestMismatchError, BlobTooLargeError, EcrImages, SdkEcrImages } from '../aws/ecr-images';
 import { parseEcrPushEvent } from '../domain/ecr-push-event';
-import { InvalidImageReferenceError } from '../domain/image-ref';
+import { InvalidImageReferenceError, parseImageRef } from '../domain/image-ref';
 import {
   configDigestOf,
   DEFAULT_BUILD_PROJECT_TAG_KEY,
@@ -31,6 +31,7 @@ import {
   readBaseImage,
   UnsupportedManifestError,
 } from '../domain/oci-base-image';
+import { parseRegistryKey, REGISTRY_SCOPE_ENV, RegistryScope } from '../domain/registry-scope';
 import { LineageTooDeepError } from '../store/dynamo-lineage-store';
 import { DiscoveryStore } from '../store/discovery-store';
 import { ImageKeyTooLongError, TooManyParentsError } from '../store/lineage-store';
@@ -74,7 +75,7 @@ export interface LearnLineageSettings {
 }
 
 /** The shared dependencies plus what only learn-lineage needs (kept out of HandlerDependencies, which others own). */
-export type LearnLineageDependencies = HandlerDependencies & { readonly learnLineage?: LearnLineageSettings };
+export type LearnLineageDependencies = HandlerDependencies & { readonly learnLineage?: LearnLineageSettings; readonly registryScope?: RegistryScope };
 
 export class MissingLearnLineageDependenciesError extends Error {
   public readonly code = 'MISSING_LEARN_LINEAGE_DEPENDENCIES';
@@ -132,11 +133,13 @@ const REFUSALS = [
  * new child is already in the lineage when the next push of its parent cascades.
  */
 export function makeLearnLineageHandler(deps: LearnLineageDependencies): (event: unknown) => Promise<LearnLineageResult> {
+  const scope = deps.registryScope ?? RegistryScope.singleAccount();
   return async (event) => {
     const push = parseEcrPushEvent(event);
     const settings = deps.learnLineage;
     if (!settings) throw new MissingLearnLineageDependenciesError();
-    const image = push.repository;
+    // Keyed as image-pushed keys it; an account/region that is not configured is refused before anything is read.
+    const image = scope.keyOf(push.account, push.region, push.repository);
     const at = deps.now().toISOString();
     const result = (outcome: LearnOutcome, fields: Partial<LearnLineageResult> = {}): LearnLineageResult => ({
       image,
@@ -151,15 +154,19 @@ export function makeLearnLineageHandler(deps: LearnLineageDependencies): (event:
       reason: null,
       ...fields,
     });
+    if (scope.isSpoke(push.account, push.region)) {
+      // The ECR reader reads the hub's registry only: a spoke image's declared base is not read (yet).
+      return result(LearnOutcome.IMAGE_NOT_FOUND, { reason: `${image} is in a spoke registry, which learn-lineage does not read: declare its lineage in the lineage file` });
+    }
     try {
-      const declared = await readDeclaredBase(settings.ecr, image, push.digest);
+      const declared = await readDeclaredBase(settings.ecr, push.repository, push.digest);
       if (!declared) return result(LearnOutcome.IMAGE_NOT_FOUND, { reason: `ECR has no image ${image}@${push.digest}` });
 
       const existing = await deps.lineage.getImage(image);
       let node: ImageNode | undefined = existing;
       let change: LineageChange | null = null;
       let previousParent: string | undefined;
-      let parent = declared.base ? parentKeyOfBase(declared.base, push) : undefined;
+      let parent = declared.base ? parentKeyInScope(scope, declared.base, push) : undefined;
       if (parent !== undefined) {
         const learned = learnRuntimeParent(existing, image, parent);
         node = learned.node;
@@ -175,7 +182,7 @@ export function makeLearnLineageHandler(deps: LearnLineageDependencies): (event:
       let ownerSource: LearnLineageResult['ownerSource'] = node?.owner ? 'lineage' : null;
       let fieldsTaken = false;
       if (node && (!node.owner || !node.build)) {
-        const tags = await settings.ecr.repositoryTags(ecrRepositoryArn(push.account, push.region, image));
+        const tags = await settings.ecr.repositoryTags(ecrRepositoryArn(push.account, push.region, push.repository));
         const fields = fieldsFromRepositoryTags(tags, settings.tags);
         const owner = node.owner ?? fields.owner;
         const build = node.build ?? (fields.project ? { project: fields.project } : undefined);
@@ -233,6 +240,17 @@ export function makeLearnLineageHandler(deps: LearnLineageDependencies): (event:
   };
 }
 
+/** A base in the hub's or a spoke's registry is keyed through the scope (a team image built FROM a platform image). */
+function parentKeyInScope(scope: RegistryScope, base: BaseImage, push: { account: string; region: string }): string | undefined {
+  if (base.name === undefined) return undefined;
+  const ref = parseImageRef(base.name);
+  const registry = parseRegistryKey(`${ref.registry}/${ref.repository}`);
+  if (registry && (scope.isHub(registry.account, registry.region) || scope.isSpoke(registry.account, registry.region))) {
+    return scope.keyOf(registry.account, registry.region, registry.repository);
+  }
+  return parentKeyOfBase(base, push);
+}
+
 interface DeclaredBase {
   readonly base?: BaseImage;
   readonly source?: LearnedSource;
@@ -275,6 +293,7 @@ let fromEnvironment: LearnLineageDependencies | undefined;
 function learnLineageFromEnvironment(): LearnLineageDependencies {
   fromEnvironment ??= {
     ...dependenciesFromEnvironment(),
+    registryScope: RegistryScope.fromEnvironment(process.env[REGISTRY_SCOPE_ENV]),
     ...learnLineageDependencies({
       client: new DynamoDBClient({}),
       tableName: requireEnv('TABLE_NAME'),

@@ -1,9 +1,9 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
 import { MemberState } from '../domain/campaign';
-import { pinnedImageReference } from '../domain/campaign-handover';
 import { describeIssues, InvalidEventError } from '../domain/ecr-push-event';
 import { PatchlineMetric } from '../domain/patchline-metric';
+import { REGISTRY_SCOPE_ENV, RegistryScope } from '../domain/registry-scope';
 import { MemberRecord } from '../store/campaign-store';
 import { handOverToCurrentCampaign, RebuildStart } from './campaign-handover';
 import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics } from './dependencies';
@@ -24,6 +24,9 @@ export interface RecordBuildFailureResult {
   readonly handedOverTo?: string;
 }
 
+/** The shared dependencies plus the hub's registry scope (as image-pushed's: a spoke image's rebuild runs in the spoke). */
+export type RecordBuildFailureDependencies = HandlerDependencies & { readonly registryScope?: RegistryScope };
+
 export class MissingRebuildStarterError extends Error {
   public readonly code = 'MISSING_REBUILD_STARTER';
   public constructor(image: string) {
@@ -38,7 +41,8 @@ export class MissingRebuildStarterError extends Error {
  * campaign had deferred its own rebuild of the image until this build ended: it is handed over now, as a successful
  * build's push would have (campaign-handover), so the image is not left pending there.
  */
-export function makeRecordBuildFailureHandler(deps: HandlerDependencies): (event: unknown) => Promise<RecordBuildFailureResult> {
+export function makeRecordBuildFailureHandler(deps: RecordBuildFailureDependencies): (event: unknown) => Promise<RecordBuildFailureResult> {
+  const scope = deps.registryScope ?? RegistryScope.singleAccount();
   return async (event) => {
     const parsed = RecordBuildFailureInputSchema.safeParse(event);
     if (!parsed.success) throw new InvalidEventError('record-build-failure', describeIssues(parsed.error, event), { cause: parsed.error });
@@ -58,20 +62,21 @@ export function makeRecordBuildFailureHandler(deps: HandlerDependencies): (event
       deps.metrics?.count(PatchlineMetric.REBUILDS_FAILED, 1);
       if (firstFailure(await deps.campaigns.members(campaignId), image)) deps.metrics?.count(PatchlineMetric.CAMPAIGNS_FAILED, 1);
     }
-    const handover = await handOver(deps, campaignId, image);
+    const handover = await handOver(deps, campaignId, image, scope);
     logger.warn('rebuild failed', { campaignId, image, reason, skipped: skipped.length, handedOverTo: handover.handedOverTo, handedOver: handover.handedOver.length });
     return { skipped, ...handover };
   };
 }
 
-async function handOver(deps: HandlerDependencies, campaignId: string, image: string): Promise<Pick<RecordBuildFailureResult, 'handedOver' | 'handedOverTo'>> {
+async function handOver(deps: HandlerDependencies, campaignId: string, image: string, scope: RegistryScope): Promise<Pick<RecordBuildFailureResult, 'handedOver' | 'handedOverTo'>> {
   const starter = deps.rebuilds;
   // Pins are made only for a rebuild that is due: without a starter that rebuild could not start, which is refused.
   const pin = (i: string, digest: string | undefined): string => {
     if (!starter) throw new MissingRebuildStarterError(image);
-    return pinnedImageReference(starter, i, digest);
+    // Each parent is pinned in its own registry, the hub's the starter's (as image-pushed pins them).
+    return scope.pinnedReference(i, digest, { account: starter.account, region: starter.region });
   };
-  const { campaignId: to, starts } = await handOverToCurrentCampaign(deps, campaignId, image, pin);
+  const { campaignId: to, starts } = await handOverToCurrentCampaign(deps, campaignId, image, pin, scope);
   for (const start of starts) await starter!.start(start.name, start.input);
   return { handedOver: starts, ...(to && { handedOverTo: to }) };
 }
@@ -86,7 +91,9 @@ function firstFailure(members: readonly MemberRecord[], image: string): boolean 
   return failed[0]?.image === image;
 }
 
+let environmentDependencies: RecordBuildFailureDependencies | undefined;
+
 export const handler = (event: unknown): Promise<RecordBuildFailureResult> => {
-  const deps = dependenciesFromEnvironment();
-  return publishingMetrics(deps, makeRecordBuildFailureHandler(deps))(event);
+  environmentDependencies ??= { ...dependenciesFromEnvironment(), registryScope: RegistryScope.fromEnvironment(process.env[REGISTRY_SCOPE_ENV]) };
+  return publishingMetrics(environmentDependencies, makeRecordBuildFailureHandler(environmentDependencies))(event);
 };

@@ -1,12 +1,7 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
-import { TableKeys } from './table';
+import { KeyPrefix, TableKeys } from './table';
 
-/**
- * Key prefix of the remote-build token items (`RBLD#<build ARN>`). Kept here, not in KeyPrefix, until table.ts (shared)
- * takes it; no other family starts with `R`.
- */
-export const REMOTE_BUILD_PREFIX = 'RBLD#';
 const SORT_KEY = 'TOKEN';
 /** A token outlives the longest build CodeBuild runs (36 h queued + running): after that nobody can resume it. */
 export const REMOTE_BUILD_TOKEN_TTL_SECONDS = 48 * 3600;
@@ -49,6 +44,6 @@ export class RemoteBuildTokenStore {
   }
 
   private key(buildArn: string): Record<string, string> {
-    return { [TableKeys.PARTITION_KEY]: `${REMOTE_BUILD_PREFIX}${buildArn}`, [TableKeys.SORT_KEY]: SORT_KEY };
+    return { [TableKeys.PARTITION_KEY]: `${KeyPrefix.REMOTE_BUILD}${buildArn}`, [TableKeys.SORT_KEY]: SORT_KEY };
   }
 }

@@ -23,4 +23,6 @@ export const KeyPrefix = {
   CAMPAIGN: 'CMP#',
   SEMAPHORE: 'SEM#',
   ALERT: 'ALERT#',
+  /** Task tokens of rebuilds parked on a spoke build in another region (`RBLD#<build ARN>`). */
+  REMOTE_BUILD: 'RBLD#',
 } as const;
