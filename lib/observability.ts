@@ -10,20 +10,9 @@ import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
 import { PatchlineConfig } from '../lambdas/domain/config';
 
-/** Namespace of Patchline's own metrics (the functions set POWERTOOLS_METRICS_NAMESPACE to it). */
-export const PATCHLINE_METRICS_NAMESPACE = 'Patchline';
-
-/** Custom metrics the dashboard reads; docs/observability.md says who emits each and with which dimensions. */
-export const PatchlineMetric = {
-  CAMPAIGNS_STARTED: 'CampaignsStarted',
-  CAMPAIGNS_RUNNING: 'CampaignsRunning',
-  CAMPAIGNS_FAILED: 'CampaignsFailed',
-  REBUILDS_FAILED: 'RebuildsFailed',
-  OPEN_FINDINGS: 'OpenFindings',
-  TIME_TO_REMEDIATE: 'TimeToRemediate',
-  ALERTS_SENT: 'AlertsSent',
-} as const;
-export type PatchlineMetric = (typeof PatchlineMetric)[keyof typeof PatchlineMetric];
+// The metric names and namespace are the handlers' (lambdas/domain/patchline-metric.ts): one definition for both sides.
+export { PATCHLINE_METRICS_NAMESPACE, PatchlineMetric } from '../lambdas/domain/patchline-metric';
+import { PATCHLINE_METRICS_NAMESPACE, PatchlineMetric } from '../lambdas/domain/patchline-metric';
 
 /** What each alarm watches: docs/runbook.md has one section per kind. */
 export const AlarmKind = {

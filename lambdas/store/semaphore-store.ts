@@ -61,21 +61,7 @@ export class SemaphoreStore {
    * Returns whether a slot was actually released.
    */
   public async release(holder: string, wake: (waiter: Waiter) => Promise<boolean>): Promise<boolean> {
-    let released = false;
-    try {
-      await this.doc.send(
-        new UpdateCommand({
-          TableName: this.props.tableName,
-          Key: { pk: this.pk, sk: COUNTER },
-          UpdateExpression: 'ADD inUse :minus DELETE holders :h',
-          ConditionExpression: 'contains(holders, :holder)',
-          ExpressionAttributeValues: { ':minus': -1, ':h': new Set([holder]), ':holder': holder },
-        }),
-      );
-      released = true;
-    } catch (error) {
-      if (!(error instanceof ConditionalCheckFailedException)) throw error;
-    }
+    const released = await this.giveBack(holder);
     // A holder that never got its slot may still be queued (aborted while parked): drop its waiter entry.
     await this.dropWaiter(holder);
     await this.pump(wake);
@@ -134,18 +120,27 @@ export class SemaphoreStore {
       }
       if (!woken) {
         // The execution is gone (aborted, timed out): give the slot back and go on with the next waiter.
-        await this.doc.send(
-          new UpdateCommand({
-            TableName: this.props.tableName,
-            Key: { pk: this.pk, sk: COUNTER },
-            UpdateExpression: 'ADD inUse :minus DELETE holders :h',
-            ConditionExpression: 'contains(holders, :holder)',
-            ExpressionAttributeValues: { ':minus': -1, ':h': new Set([waiter.holder]), ':holder': waiter.holder },
-          }),
-        ).catch((error: unknown) => {
-          if (!(error instanceof ConditionalCheckFailedException)) throw error;
-        });
+        await this.giveBack(waiter.holder);
       }
+    }
+  }
+
+  /** Takes `holder`'s slot back; false (nothing changed) when it holds none, so a second release is harmless. */
+  private async giveBack(holder: string): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new UpdateCommand({
+          TableName: this.props.tableName,
+          Key: { pk: this.pk, sk: COUNTER },
+          UpdateExpression: 'ADD inUse :minus DELETE holders :h',
+          ConditionExpression: 'contains(holders, :holder)',
+          ExpressionAttributeValues: { ':minus': -1, ':h': new Set([holder]), ':holder': holder },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
     }
   }
 
