@@ -1,5 +1,6 @@
 import { CodeBuildClient, StartBuildCommand } from '@aws-sdk/client-codebuild';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
+import { traced } from './traced-client';
 
 /** A StartBuild in a spoke account and region, made with the spoke's hub-access role. */
 export interface RemoteBuildRequest {
@@ -63,8 +64,8 @@ const SESSION_SECONDS = 900;
  * the global endpoint is disabled and keeps the call in the spoke's region), then StartBuild in that region.
  */
 export function awsRemoteCodeBuild(clients: { sts?: (region: string) => STSClient; codebuild?: (region: string, credentials: TemporaryCredentials) => CodeBuildClient } = {}): RemoteCodeBuild {
-  const sts = clients.sts ?? ((region: string) => new STSClient({ region, useGlobalEndpoint: false }));
-  const codebuild = clients.codebuild ?? ((region, credentials) => new CodeBuildClient({ region, credentials }));
+  const sts = clients.sts ?? ((region: string) => traced(new STSClient({ region, useGlobalEndpoint: false })));
+  const codebuild = clients.codebuild ?? ((region, credentials) => traced(new CodeBuildClient({ region, credentials })));
   return {
     startBuild: async (request) => {
       const assumed = await sts(request.region).send(

@@ -10,6 +10,7 @@ import { DynamoLineageStore } from '../store/dynamo-lineage-store';
 import type { AlertDedupStore, ExceptionStore, FindingStore } from '../store/finding-store';
 import { LineageStore } from '../store/lineage-store';
 import { SemaphoreStore } from '../store/semaphore-store';
+import { traced } from '../aws/traced-client';
 
 /** What the handlers act through: the stores, task-token callbacks and settings. Built from the environment in AWS, in process locally. */
 export interface HandlerDependencies {
@@ -100,18 +101,18 @@ let fromEnvironment: HandlerDependencies | undefined;
 /** The Lambda runtime's dependencies, created once per container from TABLE_NAME, REBUILD_CONCURRENCY, … */
 export function dependenciesFromEnvironment(): HandlerDependencies {
   if (!fromEnvironment) {
-    const client = new DynamoDBClient({});
+    const client = traced(new DynamoDBClient({}));
     const tableName = requireEnv('TABLE_NAME');
     fromEnvironment = {
       lineage: new DynamoLineageStore({ client, tableName }),
       campaigns: new CampaignStore({ client, tableName }),
       semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: Number(requireEnv('REBUILD_CONCURRENCY')) }),
-      taskTokens: sfnTaskTokenCallbacks(new SFNClient({})),
+      taskTokens: sfnTaskTokenCallbacks(traced(new SFNClient({}))),
       defaultBuildSeconds: Number(process.env.DEFAULT_BUILD_SECONDS ?? '600'),
       settleWindowSeconds: Number(process.env.SETTLE_WINDOW_SECONDS ?? '0'),
       now: () => new Date(),
       metrics: new PowertoolsMetricsSink(),
-      ...(process.env.REBUILD_STATE_MACHINE_ARN && { rebuilds: stepFunctionsRebuildStarter(new SFNClient({}), process.env.REBUILD_STATE_MACHINE_ARN) }),
+      ...(process.env.REBUILD_STATE_MACHINE_ARN && { rebuilds: stepFunctionsRebuildStarter(traced(new SFNClient({})), process.env.REBUILD_STATE_MACHINE_ARN) }),
     };
   }
   return fromEnvironment;

@@ -15,6 +15,7 @@ import { criticalPathPriorities } from '../domain/scheduling';
 import { AlertDedupStore, ExceptionStore, FindingChange, FindingStore, StoredFinding } from '../store/finding-store';
 import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics, requireEnv } from './dependencies';
 import { collectAlerts, PublishableAlert } from './publishable-alerts';
+import { traced } from '../aws/traced-client';
 
 const logger = new Logger({ serviceName: 'patchline-finding-received' });
 
@@ -412,7 +413,7 @@ let environmentDependencies: FindingReceivedDependencies | undefined;
  */
 export function findingDependenciesFromEnvironment(): FindingReceivedDependencies {
   if (!environmentDependencies) {
-    const client = new DynamoDBClient({});
+    const client = traced(new DynamoDBClient({}));
     const tableName = requireEnv('TABLE_NAME');
     environmentDependencies = {
       ...dependenciesFromEnvironment(),

@@ -36,6 +36,7 @@ import { LineageTooDeepError } from '../store/dynamo-lineage-store';
 import { DiscoveryStore } from '../store/discovery-store';
 import { ImageKeyTooLongError, TooManyParentsError } from '../store/lineage-store';
 import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
+import { traced } from '../aws/traced-client';
 
 const logger = new Logger({ serviceName: 'patchline-learn-lineage' });
 
@@ -295,9 +296,9 @@ function learnLineageFromEnvironment(): LearnLineageDependencies {
     ...dependenciesFromEnvironment(),
     registryScope: RegistryScope.fromEnvironment(process.env[REGISTRY_SCOPE_ENV]),
     ...learnLineageDependencies({
-      client: new DynamoDBClient({}),
+      client: traced(new DynamoDBClient({})),
       tableName: requireEnv('TABLE_NAME'),
-      ecr: new SdkEcrImages({ client: new ECRClient({}) }),
+      ecr: new SdkEcrImages({ client: traced(new ECRClient({})) }),
       ownerTagKey: process.env.OWNER_TAG_KEY,
       buildProjectTagKey: process.env.BUILD_PROJECT_TAG_KEY,
       knownOwners: list(process.env.KNOWN_OWNERS),

@@ -5,6 +5,7 @@ import { describeIssues, InvalidEventError } from '../domain/ecr-push-event';
 import { isBuildArn, REMOTE_BUILD_FAILED_ERROR, RemoteBuildStatus } from '../domain/remote-build';
 import { RemoteBuildTokenStore } from '../store/remote-build-store';
 import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
+import { traced } from '../aws/traced-client';
 
 const logger = new Logger({ serviceName: 'patchline-remote-build-ended' });
 
@@ -73,6 +74,6 @@ export function makeRemoteBuildEndedHandler(deps: HandlerDependencies, services:
 let services: RemoteBuildEndedServices | undefined;
 
 export const handler = (event: unknown): Promise<{ outcome: RemoteBuildOutcome }> => {
-  services ??= { tokens: new RemoteBuildTokenStore({ client: new DynamoDBClient({}), tableName: requireEnv('TABLE_NAME') }) };
+  services ??= { tokens: new RemoteBuildTokenStore({ client: traced(new DynamoDBClient({})), tableName: requireEnv('TABLE_NAME') }) };
   return makeRemoteBuildEndedHandler(dependenciesFromEnvironment(), services)(event);
 };

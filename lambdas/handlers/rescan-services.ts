@@ -8,6 +8,7 @@ import { ScanningMode } from '../domain/config';
 import { ImageRef } from '../domain/image-ref';
 import { DynamoVersionHistoryStore, VersionHistory } from '../store/version-history-store';
 import { requireEnv } from './dependencies';
+import { traced } from '../aws/traced-client';
 
 /** What the rescan and the upstream watch reach beyond the table: ECR, Inspector2, upstream registries. */
 export interface RescanServices {
@@ -43,10 +44,10 @@ export function rescanServicesFromEnvironment(): RescanServices {
   if (!fromEnvironment) {
     const tableName = requireEnv('TABLE_NAME');
     fromEnvironment = {
-      ecr: new EcrRegistry(new ECRClient({})),
-      inspector: new InspectorFindings(new Inspector2Client({})),
+      ecr: new EcrRegistry(traced(new ECRClient({}))),
+      inspector: new InspectorFindings(traced(new Inspector2Client({}))),
       registry: new OciRegistryClient({ endpoints: JSON.parse(process.env.REGISTRY_ENDPOINTS ?? '{}') as Record<string, string> }),
-      versions: new DynamoVersionHistoryStore({ client: new DynamoDBClient({}), tableName }),
+      versions: new DynamoVersionHistoryStore({ client: traced(new DynamoDBClient({})), tableName }),
       settings: {
         repositories: JSON.parse(requireEnv('REPOSITORIES')) as string[],
         scanningMode: (process.env.SCANNING_MODE ?? ScanningMode.ENHANCED) as ScanningMode,

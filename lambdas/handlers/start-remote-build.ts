@@ -7,6 +7,7 @@ import { remoteBuildSessionName } from '../domain/remote-build';
 import { awsRemoteCodeBuild, RemoteCodeBuild } from '../aws/remote-codebuild';
 import { RemoteBuildTokenStore } from '../store/remote-build-store';
 import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
+import { traced } from '../aws/traced-client';
 
 const logger = new Logger({ serviceName: 'patchline-start-remote-build' });
 
@@ -82,6 +83,6 @@ export function makeStartRemoteBuildHandler(deps: HandlerDependencies, services:
 let services: StartRemoteBuildServices | undefined;
 
 export const handler = (event: unknown): Promise<StartRemoteBuildResult> => {
-  services ??= { codebuild: awsRemoteCodeBuild(), tokens: new RemoteBuildTokenStore({ client: new DynamoDBClient({}), tableName: requireEnv('TABLE_NAME') }) };
+  services ??= { codebuild: awsRemoteCodeBuild(), tokens: new RemoteBuildTokenStore({ client: traced(new DynamoDBClient({})), tableName: requireEnv('TABLE_NAME') }) };
   return makeStartRemoteBuildHandler(dependenciesFromEnvironment(), services)(event);
 };
