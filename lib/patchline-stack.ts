@@ -164,7 +164,7 @@ export class PatchlineStack extends Stack {
 
     const findingWorkflow = new FindingWorkflow(this, FINDING_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, functionFactory: fn });
     new RescanWorkflow(this, RESCAN_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, maxScanAgeDays: config.rescan.maxScanAgeDays });
-    new ScanCompletedWorkflow(this, SCAN_COMPLETED_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, functionFactory: fn });
+    new ScanCompletedWorkflow(this, SCAN_COMPLETED_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, functionFactory: fn, config });
 
     const hubEventBus = config.organization ? new HubEventBus(this, 'HubEventBus', { organization: config.organization, workflows: { imagePushed: this.imagePushed, findingReceived: findingWorkflow.stateMachine, deadLetterQueue: this.deadLetterQueue, repositories: config.repositories } }) : undefined;
     if (hubEventBus) this.remoteBuilds?.routeBuildEvents(hubEventBus.eventBus);

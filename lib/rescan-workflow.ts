@@ -14,6 +14,7 @@ import { isScheduleExpression, PatchlineConfig } from '../lambdas/domain/config'
 import { policyFromConfig } from '../lambdas/handlers/finding-received';
 import { DEFAULT_MAX_SCAN_AGE_DAYS } from '../lambdas/handlers/rescan-services';
 import { PatchlineFunction } from './patchline-function';
+import { bindRegistryScope } from './spoke-builds';
 import { grantTableData } from './table-access';
 import { publishAlerts, startRebuilds } from './workflow-steps';
 
@@ -92,7 +93,10 @@ export class RescanWorkflow extends Construct {
     // A repository with thousands of images and findings takes minutes, not seconds.
     this.rescanFunction = new PatchlineFunction(this, 'RescanFunction', { handler: 'registry-rescan', environment, deadLetterQueue: props.deadLetterQueue, timeout: Duration.minutes(10), memorySize: 512 });
     this.upstreamFunction = new PatchlineFunction(this, 'UpstreamWatchFunction', { handler: 'upstream-watch', environment, deadLetterQueue: props.deadLetterQueue, timeout: Duration.minutes(5) });
-    for (const f of [this.rescanFunction, this.upstreamFunction]) grantTableData(props.table, props.tableKey, f);
+    for (const f of [this.rescanFunction, this.upstreamFunction]) {
+      grantTableData(props.table, props.tableKey, f);
+      bindRegistryScope(f, config);
+    }
     this.grantScanners(config);
 
     this.stateMachine = this.buildStateMachine(props, maxConcurrency);

@@ -10,7 +10,9 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
+import { PatchlineConfig } from '../lambdas/domain/config';
 import { FunctionFactory } from './finding-workflow';
+import { bindRegistryScope } from './spoke-builds';
 import { grantTableData } from './table-access';
 import { deadLetterState, publishAlerts } from './workflow-steps';
 
@@ -28,6 +30,8 @@ export interface ScanCompletedWorkflowProps {
   readonly deadLetterQueue: sqs.IQueue;
   /** Creates the scan-completed function with the stack's shared environment. */
   readonly functionFactory: FunctionFactory;
+  /** The validated config: its organization keys a spoke's rebuilt images by registry. */
+  readonly config: PatchlineConfig;
   /**
    * How long to let Inspector2's finding events for the same scan reach the finding store before checking.
    * @default Duration.seconds(90)
@@ -53,6 +57,7 @@ export class ScanCompletedWorkflow extends Construct {
       throw new Error(`ScanCompletedWorkflow findingsSettle must be 0 to 240 seconds (received ${settle.toSeconds()})`);
     }
     this.function = props.functionFactory('ScanCompletedFunction', 'scan-completed');
+    bindRegistryScope(this.function, props.config);
     grantTableData(props.table, props.tableKey, this.function);
 
     const deadLetter = deadLetterState(this, 'Scan', props.deadLetterQueue);

@@ -4,12 +4,13 @@ import { StartScanResult } from '../aws/ecr-registry';
 import { AlertKind, buildAlert, DigestEntry } from '../domain/alert';
 import { DriftedImage, DriftSubject, findDrift, ParentVersion } from '../domain/drift';
 import { FindingStatus, NormalizedFinding } from '../domain/finding';
-import { isInternalImageKey, Tier } from '../domain/lineage';
+import { Tier } from '../domain/lineage';
 import { MetricDimension, openFindingCounts, PatchlineMetric, remediationSeconds } from '../domain/patchline-metric';
 import { Policy } from '../domain/policy';
 import { decideBasicScan, expiredExceptionFindings, reconcileFindings, ScanDecision } from '../domain/rescan';
 import { HandlerDependencies, publishingMetrics } from './dependencies';
-import { alertIdentityDigest, findingDependenciesFromEnvironment, makeFindingReceivedHandler } from './finding-received';
+import { RegistryScope } from '../domain/registry-scope';
+import { alertIdentityDigest, findingDependenciesFromEnvironment, FindingReceivedDependencies, makeFindingReceivedHandler } from './finding-received';
 import { collectAlerts, PublishableAlert } from './publishable-alerts';
 import { RescanServices, rescanServicesFromEnvironment } from './rescan-services';
 import { MemberState, type RebuildRequest } from '../domain/campaign';
@@ -81,15 +82,25 @@ export interface DigestResult {
   readonly openFindings: number;
 }
 
-type RescanDependencies = HandlerDependencies & Required<Pick<HandlerDependencies, 'findings' | 'exceptions' | 'alertDedup' | 'findingPolicy'>>;
+type RescanDependencies = HandlerDependencies &
+  Required<Pick<HandlerDependencies, 'findings' | 'exceptions' | 'alertDedup' | 'findingPolicy'>> & { readonly registryScope: RegistryScope };
 
-function requireRescanDependencies(deps: HandlerDependencies): RescanDependencies {
+function requireRescanDependencies(deps: FindingReceivedDependencies): RescanDependencies {
   const missing = (['findings', 'exceptions', 'alertDedup', 'findingPolicy'] as const).filter((k) => deps[k] === undefined);
   if (missing.length > 0) throw new MissingRescanDependenciesError(missing);
-  return deps as RescanDependencies;
+  return { ...deps, registryScope: deps.registryScope ?? RegistryScope.singleAccount() } as RescanDependencies;
 }
 
-export function makeRegistryRescanHandler(deps: HandlerDependencies, services: RescanServices): (event: unknown) => Promise<RepositoryPage | RepositoryRescan | DigestResult> {
+/** The image key of a stored finding; undefined for a registry that is not (or no longer) configured. */
+function keyOfFinding(scope: RegistryScope, finding: Pick<NormalizedFinding, 'repository' | 'account' | 'region'>): string | undefined {
+  try {
+    return scope.keyOf(finding.account, finding.region, finding.repository);
+  } catch {
+    return undefined;
+  }
+}
+
+export function makeRegistryRescanHandler(deps: FindingReceivedDependencies, services: RescanServices): (event: unknown) => Promise<RepositoryPage | RepositoryRescan | DigestResult> {
   const findingReceived = makeFindingReceivedHandler(deps);
   return async (event) => {
     const parsed = RescanInputSchema.safeParse(event);
@@ -118,7 +129,9 @@ async function rescanRepository(
   repository: string,
 ): Promise<RepositoryRescan> {
   const now = deps.now();
-  const node = await deps.lineage.getImage(repository);
+  // The rescan reads the hub's own registry: its images keep their bare keys (a spoke scans its own).
+  const key = deps.registryScope.keyOf(services.settings.account, services.settings.region, repository);
+  const node = await deps.lineage.getImage(key);
   const listed = await services.ecr.images(repository);
   const alerts: PublishableAlert[] = [];
   const starts: Array<{ name: string; input: RebuildRequest }> = [];
@@ -135,7 +148,8 @@ async function rescanRepository(
   } else {
     const fresh = await services.inspector.all(repository);
     counts.refused = fresh.refused;
-    const stored = await deps.findings.forRepository(repository);
+    // Findings are stored per repository name: a same-named spoke repository's are not reconciled against this registry.
+    const stored = (await deps.findings.forRepository(repository)).filter((f) => keyOfFinding(deps.registryScope, f) === key);
     const result = reconcileFindings({ stored, fresh: fresh.findings, digests: new Set(listed.map((i) => i.digest)), now });
     counts.missed = result.missed.length;
     counts.reopened = result.reopened.length;
@@ -221,7 +235,7 @@ async function parentHistories(services: RescanServices, parents: readonly strin
 async function digest(deps: RescanDependencies, services: RescanServices, period: string | undefined): Promise<DigestResult> {
   const now = deps.now();
   const graph = await deps.lineage.loadGraph();
-  const internal = [...graph.images()].filter((n) => isInternalImageKey(n.image) && n.tier !== Tier.EXTERNAL);
+  const internal = [...graph.images()].filter((n) => deps.registryScope.isInternal(n.image) && n.tier !== Tier.EXTERNAL);
   const currents = new Map<string, string>();
   const subjects: DriftSubject[] = [];
   for (const node of internal) {
@@ -236,8 +250,9 @@ async function digest(deps: RescanDependencies, services: RescanServices, period
   let openFindings = 0;
   const gauged: Array<{ owner: string; severity: string }> = [];
   for (const f of await deps.findings.listOpen(10_000)) {
-    const node = byImage.get(f.repository);
-    const current = currents.get(f.repository);
+    const image = keyOfFinding(deps.registryScope, f);
+    const node = image === undefined ? undefined : byImage.get(image);
+    const current = image === undefined ? undefined : currents.get(image);
     if (!node?.owner || (current !== undefined && f.digest !== current)) continue;
     openFindings += 1;
     gauged.push({ owner: node.owner, severity: f.severity });

@@ -1,10 +1,10 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { OciRegistryError } from '../aws/oci-registry';
 import { campaignId as deriveCampaignId, CampaignTrigger, decideRebuilds, MemberState, RebuildRequest } from '../domain/campaign';
-import { ecrImageUri } from '../domain/ecr-push-event';
 import { parseImageRef } from '../domain/image-ref';
-import { isInternalImageKey, LineageGraph, Tier } from '../domain/lineage';
+import { LineageGraph, Tier } from '../domain/lineage';
 import { PatchlineMetric } from '../domain/patchline-metric';
+import { REGISTRY_SCOPE_ENV, RegistryScope } from '../domain/registry-scope';
 import { criticalPathPriorities } from '../domain/scheduling';
 import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics } from './dependencies';
 import { RescanServices, rescanServicesFromEnvironment } from './rescan-services';
@@ -20,6 +20,9 @@ export interface UpstreamMove {
   readonly rebuilding: string[];
   readonly skipped: Array<{ image: string; reason: string }>;
 }
+
+/** The shared dependencies plus the hub's registry scope: which keys are internal, and where a spoke image is rebuilt. */
+export type UpstreamWatchDependencies = HandlerDependencies & { readonly registryScope?: RegistryScope };
 
 export interface UpstreamWatchResult {
   readonly checked: number;
@@ -38,11 +41,12 @@ export interface UpstreamWatchResult {
  * started now, pinned to the new digest; every image below them follows through its own push. The campaign id derives
  * from the image and the new digest, so a second run (or a retry) finds the same campaign and starts nothing twice.
  */
-export function makeUpstreamWatchHandler(deps: HandlerDependencies, services: RescanServices): (event: unknown) => Promise<UpstreamWatchResult> {
+export function makeUpstreamWatchHandler(deps: UpstreamWatchDependencies, services: RescanServices): (event: unknown) => Promise<UpstreamWatchResult> {
+  const scope = deps.registryScope ?? RegistryScope.singleAccount();
   return async () => {
     const now = deps.now();
     const graph = await deps.lineage.loadGraph();
-    const externals = [...graph.images()].filter((n) => n.tier === Tier.EXTERNAL && !isInternalImageKey(n.image));
+    const externals = [...graph.images()].filter((n) => n.tier === Tier.EXTERNAL && !scope.isInternal(n.image));
     const result: UpstreamWatchResult = { checked: 0, unchanged: 0, baselined: [], moved: [], errors: [], starts: [] };
     for (const external of externals) {
       const children = graph.children(external.image).map((c) => graph.require(c)).filter((c) => c.tier !== Tier.EXTERNAL);
@@ -69,7 +73,7 @@ export function makeUpstreamWatchHandler(deps: HandlerDependencies, services: Re
         result.baselined.push(external.image);
         continue;
       }
-      const move = await startUpstreamCampaign(deps, services, graph, external.image, last.digest, digest);
+      const move = await startUpstreamCampaign(deps, scope, services, graph, external.image, last.digest, digest);
       result.moved.push(move.move);
       result.starts.push(...move.starts);
     }
@@ -80,6 +84,7 @@ export function makeUpstreamWatchHandler(deps: HandlerDependencies, services: Re
 
 async function startUpstreamCampaign(
   deps: HandlerDependencies,
+  scope: RegistryScope,
   services: RescanServices,
   graph: LineageGraph,
   external: string,
@@ -121,9 +126,11 @@ async function startUpstreamCampaign(
     // Parents outside the campaign (a second base) are taken as they are now.
     memberState: (image) => (members.has(image) ? states.get(image)?.state ?? MemberState.PENDING : undefined),
     parentDigest: (image) => otherParents.get(image),
-    imageUri: (image, digest) =>
-      isInternalImageKey(image) ? (digest ? ecrImageUri(account, region, image, digest) : image) : digest ? `${image.replace(/:[^/:@]+$/, '')}@${digest}` : image,
+    // Each parent pinned in its own registry (a bare key in the scanned one, as before an organization).
+    imageUri: (image, digest) => scope.pinnedReference(image, digest, { account, region }),
     priority: (image) => priorities.get(image) ?? deps.defaultBuildSeconds,
+    // A spoke image is rebuilt in its own account, as image-pushed places it.
+    placement: (image) => scope.placement(image),
   });
   const starts = decision.start.map((request) => ({ name: request.executionName, input: request }));
   logger.info('upstream campaign', { campaignId: id, external, from, to, starts: starts.length, skipped: decision.skip.length });
@@ -133,7 +140,10 @@ async function startUpstreamCampaign(
   };
 }
 
+let environmentDependencies: UpstreamWatchDependencies | undefined;
+
 export const handler = (event: unknown): Promise<UpstreamWatchResult> => {
-  const deps = dependenciesFromEnvironment();
+  environmentDependencies ??= { ...dependenciesFromEnvironment(), registryScope: RegistryScope.fromEnvironment(process.env[REGISTRY_SCOPE_ENV]) };
+  const deps = environmentDependencies;
   return publishingMetrics(deps, makeUpstreamWatchHandler(deps, rescanServicesFromEnvironment()))(event);
 };
