@@ -264,43 +264,34 @@ const buildAccount: ExecutionState = { name: 'BuildAccount', kind: ExecutionStat
 const startBuild: ExecutionState = { name: 'StartBuild', kind: ExecutionStateKind.TASK_SYNC, maxRetries: START_BUILD_THROTTLING_RETRIES };
 const releaseSlot = (name: string): ExecutionState => ({ name, kind: ExecutionStateKind.TASK, maxRetries: LAMBDA_SERVICE_RETRIES });
 
+/** Slot taken, member marked, build placement chosen: every path that builds goes through these. */
+const upToBuild: readonly ExecutionState[] = [acquireSlot, markBuilding, { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK }, buildAccount];
+/** A build that succeeded: slot back, build recorded. */
+const builtAndRecorded: readonly ExecutionState[] = [
+  releaseSlot('ReleaseSlot'),
+  { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
+  { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },
+];
+
 /**
  * The states one rebuild-image execution enters, per path; keep in step with the state machine (lib/patchline-stack.ts).
  * Waiting for a slot is not a path of its own: AcquireSlot is a `.waitForTaskToken` task on every path, parked until
  * the semaphore grants a slot (at once when one is free), so a wait adds neither states nor history events.
  */
 export const REBUILD_EXECUTION_STATES: Readonly<Record<RebuildPath, readonly ExecutionState[]>> = {
-  rebuilt: [
-    settleWindowOpen,
-    acquireSlot,
-    markBuilding,
-    { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
-    buildAccount,
-    startBuild,
-    releaseSlot('ReleaseSlot'),
-    { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
-    { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },
-  ],
+  rebuilt: [settleWindowOpen, ...upToBuild, startBuild, ...builtAndRecorded],
   // A pushed root's child: waits out the settle window, re-pins the root's latest digest, then as `rebuilt`.
   settledRebuilt: [
     settleWindowOpen,
     { name: 'SettleWindow', kind: ExecutionStateKind.WAIT },
     { name: 'ResolveSettledBase', kind: ExecutionStateKind.TASK, maxRetries: LAMBDA_SERVICE_RETRIES },
-    acquireSlot,
-    markBuilding,
-    { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
-    buildAccount,
+    ...upToBuild,
     startBuild,
-    releaseSlot('ReleaseSlot'),
-    { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
-    { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },
+    ...builtAndRecorded,
   ],
   buildFailed: [
     settleWindowOpen,
-    acquireSlot,
-    markBuilding,
-    { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
-    buildAccount,
+    ...upToBuild,
     startBuild,
     releaseSlot('ReleaseSlotAfterFailure'),
     { name: 'RecordBuildFailure', kind: ExecutionStateKind.TASK, maxRetries: LAMBDA_SERVICE_RETRIES },
@@ -309,26 +300,16 @@ export const REBUILD_EXECUTION_STATES: Readonly<Record<RebuildPath, readonly Exe
   alreadyHandled: [settleWindowOpen, acquireSlot, markBuilding, releaseSlot('ReleaseSlotNotPending'), { name: 'AlreadyHandled', kind: ExecutionStateKind.SUCCEED }],
   rebuiltInSpoke: [
     settleWindowOpen,
-    acquireSlot,
-    markBuilding,
-    { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
-    buildAccount,
+    ...upToBuild,
     { name: 'StartBuildInSpoke', kind: ExecutionStateKind.TASK_SYNC, maxRetries: START_BUILD_THROTTLING_RETRIES },
-    releaseSlot('ReleaseSlot'),
-    { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
-    { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },
+    ...builtAndRecorded,
   ],
   rebuiltInRemoteSpoke: [
     settleWindowOpen,
-    acquireSlot,
-    markBuilding,
-    { name: 'MarkImageBuilding', kind: ExecutionStateKind.TASK },
-    buildAccount,
+    ...upToBuild,
     // A Lambda `.waitForTaskToken`: CodeBuild's throttling retries plus the Lambda service retries.
     { name: 'StartRemoteBuild', kind: ExecutionStateKind.TASK_TOKEN, maxRetries: START_BUILD_THROTTLING_RETRIES + LAMBDA_SERVICE_RETRIES },
-    releaseSlot('ReleaseSlot'),
-    { name: 'RecordBuilt', kind: ExecutionStateKind.TASK },
-    { name: 'Rebuilt', kind: ExecutionStateKind.SUCCEED },
+    ...builtAndRecorded,
   ],
 };
 

@@ -2,6 +2,7 @@ import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client
 import { BatchGetCommand, BatchWriteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { CampaignStatus, CampaignTrigger, MemberState, RootCampaignPointer } from '../domain/campaign';
 import { ESTIMATE_HISTORY_WINDOW } from '../domain/scheduling';
+import { queryAll } from './paginated-query';
 import { KeyPrefix, TableKeys } from './table';
 
 export interface CampaignRecord {
@@ -114,21 +115,12 @@ export class CampaignStore {
   }
 
   public async members(campaignId: string): Promise<MemberRecord[]> {
-    const members: MemberRecord[] = [];
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.props.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :m)',
-          ExpressionAttributeValues: { ':pk': campaignKey(campaignId), ':m': MEMBER },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) members.push(stripKeys<MemberRecord>(item));
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return members;
+    const items = await queryAll(this.doc, {
+      TableName: this.props.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :m)',
+      ExpressionAttributeValues: { ':pk': campaignKey(campaignId), ':m': MEMBER },
+    });
+    return items.map((item) => stripKeys<MemberRecord>(item));
   }
 
   /** Member records of `images` in one campaign (BatchGet, 100 keys a request). */

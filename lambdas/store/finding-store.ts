@@ -1,5 +1,5 @@
 import { ConditionalCheckFailedException, DynamoDBClient } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand } from '@aws-sdk/lib-dynamodb';
+import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand } from '@aws-sdk/lib-dynamodb';
 import { z } from 'zod';
 import { AlertKind, alertDedupKey, shouldAlertAgain } from '../domain/alert';
 import {
@@ -14,6 +14,7 @@ import {
   SeveritySchema,
 } from '../domain/finding';
 import { PolicyException, PolicyExceptionSchema } from '../domain/policy';
+import { queryAll } from './paginated-query';
 import { KeyPrefix, TableKeys } from './table';
 
 /**
@@ -182,23 +183,17 @@ export class FindingStore {
 
   /** ACTIVE findings across all images (the gsi1 entry), oldest key first; `limit` caps the result. */
   public async listOpen(limit = 1_000): Promise<StoredFinding[]> {
-    const found: StoredFinding[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.props.tableName,
-          IndexName: TableKeys.GSI1,
-          KeyConditionExpression: 'gsi1pk = :p',
-          ExpressionAttributeValues: { ':p': OPEN_FINDINGS },
-          Limit: Math.min(limit - found.length, 1_000),
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) found.push(this.parse(item, `${String(item.pk)}/${String(item.sk)}`));
-      start = page.LastEvaluatedKey;
-    } while (start && found.length < limit);
-    return found;
+    const items = await queryAll(
+      this.doc,
+      {
+        TableName: this.props.tableName,
+        IndexName: TableKeys.GSI1,
+        KeyConditionExpression: 'gsi1pk = :p',
+        ExpressionAttributeValues: { ':p': OPEN_FINDINGS },
+      },
+      limit,
+    );
+    return items.map((item) => this.parse(item, `${String(item.pk)}/${String(item.sk)}`));
   }
 
   /** Keeps the latest basic-scanning summary of a digest (basic scanning names no CVE: counts only). */
@@ -230,22 +225,13 @@ export class FindingStore {
   }
 
   private async query(pk: string, prefix: string): Promise<StoredFinding[]> {
-    const found: StoredFinding[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.props.tableName,
-          KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
-          ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix },
-          ConsistentRead: true,
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) found.push(this.parse(item, `${pk}/${String(item.sk)}`));
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return found;
+    const items = await queryAll(this.doc, {
+      TableName: this.props.tableName,
+      KeyConditionExpression: 'pk = :pk AND begins_with(sk, :prefix)',
+      ExpressionAttributeValues: { ':pk': pk, ':prefix': prefix },
+      ConsistentRead: true,
+    });
+    return items.map((item) => this.parse(item, `${pk}/${String(item.sk)}`));
   }
 
   private parse(item: Item, key: string): StoredFinding {
@@ -319,40 +305,22 @@ export class ExceptionStore {
 
   /** The exceptions of one vulnerability (expired ones included: the policy decides what still applies). */
   public async forVulnerability(vulnerabilityId: string): Promise<StoredException[]> {
-    const out: StoredException[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.props.tableName,
-          KeyConditionExpression: 'pk = :pk',
-          ExpressionAttributeValues: { ':pk': `${KeyPrefix.EXCEPTION}${vulnerabilityId}` },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) out.push(item.exception as StoredException);
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return out;
+    const items = await queryAll(this.doc, {
+      TableName: this.props.tableName,
+      KeyConditionExpression: 'pk = :pk',
+      ExpressionAttributeValues: { ':pk': `${KeyPrefix.EXCEPTION}${vulnerabilityId}` },
+    });
+    return items.map((item) => item.exception as StoredException);
   }
 
   public async list(): Promise<StoredException[]> {
-    const out: StoredException[] = [];
-    let start: Item | undefined;
-    do {
-      const page = await this.doc.send(
-        new QueryCommand({
-          TableName: this.props.tableName,
-          IndexName: TableKeys.GSI1,
-          KeyConditionExpression: 'gsi1pk = :p',
-          ExpressionAttributeValues: { ':p': EXCEPTIONS },
-          ExclusiveStartKey: start,
-        }),
-      );
-      for (const item of page.Items ?? []) out.push(item.exception as StoredException);
-      start = page.LastEvaluatedKey;
-    } while (start);
-    return out;
+    const items = await queryAll(this.doc, {
+      TableName: this.props.tableName,
+      IndexName: TableKeys.GSI1,
+      KeyConditionExpression: 'gsi1pk = :p',
+      ExpressionAttributeValues: { ':p': EXCEPTIONS },
+    });
+    return items.map((item) => item.exception as StoredException);
   }
 }
 
