@@ -62,6 +62,12 @@ async function main(): Promise<void> {
         { ...moved, parents: [{ image: `copy2/${roots[1]}`, role: ParentRole.RUNTIME }] },
       ]),
     );
+    // What learn-lineage sends for a push that teaches one new child: the per-push cost of a lineage write.
+    const learned = (parent: string): ImageNode[] => [{ image: `learned/${parent}`, tier: Tier.APPLICATION, owner: 'team-learn', parents: [{ image: parent, role: ParentRole.RUNTIME }] }];
+    imports.push(
+      await measureImport(emulator, officialStore, 'single-image put (official graph)', learned(roots[0])),
+      await measureImport(emulator, syntheticStore, `single-image put (${SYNTHETIC_SIZE.toLocaleString('en')} images)`, learned(SYNTHETIC_ROOT)),
+    );
 
     const synth = plans[1];
     const targets = {
@@ -94,6 +100,9 @@ async function main(): Promise<void> {
     reportBenchmark('lineage', rows, {
       backend: 'dynalite (in process, loopback) spoken to by @aws-sdk/client-dynamodb; requests counted by SDK middleware, retries included',
       queryPageSize: PAGE_SIZE,
+      writeLease:
+        'every putImages takes and releases the lineage write lease: 2 requests (conditional PutItem, UpdateItem) on top of the scan and the writes, ' +
+        'plus one UpdateItem per renewal (a write running longer than 10 s)',
       synthetic:
         `${SYNTHETIC_SIZE} images: ${SYNTHETIC_ROOT} above renamed copies of the largest official closures ` +
         `(${roots.slice(0, 3).join(', ')}), the last one cut`,

@@ -13,6 +13,12 @@ import { grantTableData } from './table-access';
 /** What learn-lineage calls on ECR: the pushed manifest, its config blob, the repository's tags. Nothing else. */
 export const ECR_DISCOVERY_ACTIONS = ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:ListTagsForResource'] as const;
 
+/**
+ * learn-lineage's errors that a retry clears: another lineage writer held the write lease past the wait budget, or
+ * this one lost its lease mid-write (the next attempt repairs and converges). Error names as the Lambda reports them.
+ */
+export const LINEAGE_WRITER_RETRY_ERRORS = ['LineageBusyError', 'LineageLeaseLostError'] as const;
+
 export interface LineageDiscoveryProps {
   readonly config: PatchlineConfig;
   readonly table: dynamodb.ITableV2;

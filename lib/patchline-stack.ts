@@ -17,7 +17,7 @@ import { KeyPrefix, TableKeys } from '../lambdas/store/table';
 import { FINDING_WORKFLOW_ID, FindingWorkflow } from './finding-workflow';
 import { PatchlineObservability } from './observability';
 import { HubEventBus } from './hub-event-bus';
-import { LineageDiscovery } from './lineage-discovery';
+import { LINEAGE_WRITER_RETRY_ERRORS, LineageDiscovery } from './lineage-discovery';
 import { PatchlineFunction } from './patchline-function';
 import { RemoteBuilds } from './remote-builds';
 import { RESCAN_WORKFLOW_ID, RescanWorkflow } from './rescan-workflow';
@@ -188,6 +188,10 @@ export class PatchlineStack extends Stack {
       resultPath: '$.learned',
       retryOnServiceExceptions: true,
     });
+    // Lineage writers take turns (a write lease): a push that waited out its budget behind a long import tries again.
+    // At most 5 attempts of ≤10 s waiting plus ≤30 s of delays (2, 4, 8, 16 s, full jitter), well inside the 5-minute
+    // Express timeout.
+    learn.addRetry({ errors: [...LINEAGE_WRITER_RETRY_ERRORS], interval: Duration.seconds(2), backoffRate: 2, maxAttempts: 4, maxDelay: Duration.seconds(30), jitterStrategy: sfn.JitterType.FULL });
     learn.addCatch(deadLetter, { errors: ['InvalidEventError'], resultPath: '$.error' });
     const learnFailed = new sfn.Pass(this, 'LearnLineageFailed');
     learn.addCatch(learnFailed, { errors: ['States.ALL'], resultPath: '$.learned' });

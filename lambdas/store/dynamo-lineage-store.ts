@@ -16,6 +16,7 @@ import {
   ImageVersion,
   ImageVersionSchema,
   InvalidImageVersionError,
+  LineageLeaseLostError,
   LineageStore,
   LineageWriteIncompleteError,
   MAX_IMAGE_KEY_BYTES,
@@ -25,6 +26,7 @@ import {
   TooManyParentsError,
 } from './lineage-store';
 import { KeyPrefix, TableKeys } from './table';
+import { LineageLeaseOptions, LineageWriteLease } from './lineage-write-lease';
 
 /** Closure sort keys hold the depth as 3 digits, so one Query returns descendants nearest first. */
 export const MAX_LINEAGE_DEPTH = 999;
@@ -55,6 +57,12 @@ export interface DynamoLineageStoreProps {
    * @default 8
    */
   readonly maxBatchAttempts?: number;
+  /**
+   * The write lease that serializes putImages and deleteImage across processes: its duration, how long a writer waits
+   * for it, and the writer's name.
+   * @default - 30 s leases, 10 s of waiting, the process as the writer
+   */
+  readonly lease?: LineageLeaseOptions;
 }
 
 const BATCH_WRITE_LIMIT = 25;
@@ -75,10 +83,13 @@ type WriteRequest = { PutRequest: { Item: Item } } | { DeleteRequest: { Key: Ite
  *   same Query on `001#`. gsi1 mirrors each pair as `ANC#<descendant>` / `<depth:3>#<ancestor>` for `ancestors`.
  *   (`ancestors` and `currentVersion` read gsi1, so on DynamoDB they are eventually consistent.)
  *
- * Writers load the whole lineage (a paginated scan), apply the change in memory, and write only the difference. Closure
- * items are written before image items: if a write fails half-way, the stored images still describe the old lineage,
- * and re-running the same change writes the whole difference again. Writers are expected to be serialized (the CLI
- * import, an administrator); concurrent lineage writers are not coordinated.
+ * Writers hold the lineage write lease (`LineageWriteLease`) from before they read until after they write, so two
+ * writers never interleave: the second reads what the first wrote and validates the union (a cycle that only both
+ * changes together close is refused). Under the lease a writer loads the whole lineage (a paginated scan), applies the
+ * change in memory, and writes only the difference, closure items before image items: if a write fails half-way, the
+ * stored images still describe the old lineage. A write that did not end cleanly (its writer crashed, stalled past its
+ * lease, or failed after it had started writing) is flagged on the lease, and the next writer first repairs the
+ * closure items from the image items, which are the truth. Readers take no lease.
  */
 export class DynamoLineageStore implements LineageStore {
   private readonly doc: DynamoDBDocumentClient;
@@ -86,6 +97,7 @@ export class DynamoLineageStore implements LineageStore {
   private readonly queryPageSize?: number;
   private readonly writeConcurrency: number;
   private readonly maxBatchAttempts: number;
+  private readonly leaseOptions: LineageLeaseOptions;
 
   public constructor(props: DynamoLineageStoreProps) {
     if (props.queryPageSize !== undefined && !(Number.isInteger(props.queryPageSize) && props.queryPageSize >= 1)) {
@@ -94,11 +106,16 @@ export class DynamoLineageStore implements LineageStore {
     if (props.writeConcurrency !== undefined && !(Number.isInteger(props.writeConcurrency) && props.writeConcurrency >= 1)) {
       throw new RangeError(`writeConcurrency must be a positive integer, got ${props.writeConcurrency}`);
     }
+    for (const field of ['leaseMs', 'acquireTimeoutMs'] as const) {
+      const value = props.lease?.[field];
+      if (value !== undefined && !(Number.isInteger(value) && value >= 1)) throw new RangeError(`lease.${field} must be a positive integer (milliseconds), got ${value}`);
+    }
     this.doc = DynamoDBDocumentClient.from(props.client, { marshallOptions: { removeUndefinedValues: true } });
     this.tableName = props.tableName;
     this.queryPageSize = props.queryPageSize;
     this.writeConcurrency = props.writeConcurrency ?? 4;
     this.maxBatchAttempts = props.maxBatchAttempts ?? 8;
+    this.leaseOptions = props.lease ?? {};
   }
 
   public async putImages(nodes: readonly ImageNode[], options: PutImagesOptions = {}): Promise<PutImagesResult> {
@@ -108,14 +125,16 @@ export class DynamoLineageStore implements LineageStore {
       validateNode(node);
       incoming.set(node.image, node);
     }
-    const { graph: before, stored } = await this.loadStored();
-    const merged = new Map<string, ImageNode>();
-    for (const node of before.images()) merged.set(node.image, node);
-    for (const node of incoming.values()) merged.set(node.image, node);
-    // Validates the final lineage (cycles included) before a single write: a refused batch changes nothing.
-    const after = LineageGraph.fromImages(merged.values());
-    const externalsAdded = [...after.images()].filter((n) => !before.has(n.image) && !incoming.has(n.image)).map((n) => n.image);
-    return this.applyDifference(before, after, stored, externalsAdded, options);
+    return this.underLease(async (session) => {
+      const { graph: before, stored } = await this.loadForWrite(session);
+      const merged = new Map<string, ImageNode>();
+      for (const node of before.images()) merged.set(node.image, node);
+      for (const node of incoming.values()) merged.set(node.image, node);
+      // Validates the final lineage (cycles included) before a single write: a refused batch changes nothing.
+      const after = LineageGraph.fromImages(merged.values());
+      const externalsAdded = [...after.images()].filter((n) => !before.has(n.image) && !incoming.has(n.image)).map((n) => n.image);
+      return this.applyDifference(before, after, stored, externalsAdded, options, session);
+    });
   }
 
   public async getImage(image: string): Promise<ImageNode | undefined> {
@@ -124,11 +143,13 @@ export class DynamoLineageStore implements LineageStore {
   }
 
   public async deleteImage(image: string): Promise<void> {
-    const { graph: before, stored } = await this.loadStored();
-    if (!before.has(image)) throw new ImageNotFoundError(image);
-    const after = LineageGraph.fromImages(before.images());
-    after.remove(image);
-    await this.applyDifference(before, after, stored, [], {});
+    await this.underLease(async (session) => {
+      const { graph: before, stored } = await this.loadForWrite(session);
+      if (!before.has(image)) throw new ImageNotFoundError(image);
+      const after = LineageGraph.fromImages(before.images());
+      after.remove(image);
+      await this.applyDifference(before, after, stored, [], {}, session);
+    });
   }
 
   public async children(image: string): Promise<DescendantRecord[]> {
@@ -170,24 +191,60 @@ export class DynamoLineageStore implements LineageStore {
     return (await this.loadStored()).graph;
   }
 
-  /** The lineage, and which of its images have an item (an interrupted write may have left a parent without one). */
-  private async loadStored(): Promise<{ graph: LineageGraph; stored: ReadonlySet<string> }> {
+  /**
+   * Runs a write under the lineage write lease and releases it, flagging a repair for the next writer when the write
+   * failed after it had started writing, or when the lease was taken over meanwhile.
+   */
+  private async underLease<T>(write: (session: WriteSession) => Promise<T>): Promise<T> {
+    const lease = await LineageWriteLease.acquire(this.doc, this.tableName, this.leaseOptions);
+    const session: WriteSession = { lease, dirty: lease.unclean !== undefined };
+    let result: T;
+    try {
+      result = await write(session);
+    } catch (error) {
+      // Best effort: the write's own error is the one to report; an unreleased lease expires and flags the repair.
+      await session.lease.release(session.dirty).catch(() => false);
+      throw error;
+    }
+    if (!(await session.lease.release(false))) throw new LineageLeaseLostError(session.lease.owner);
+    return result;
+  }
+
+  /** The lineage for a writer holding the lease, after repairing the closure items if the last write ended unclean. */
+  private async loadForWrite(session: WriteSession): Promise<{ graph: LineageGraph; stored: ReadonlySet<string> }> {
+    if (!session.lease.unclean) return this.loadStored(session.lease);
+    const loaded = await this.loadStored(session.lease, true);
+    await this.batchWrite(planRepair(loaded.graph, loaded.closure), () => undefined, session.lease);
+    session.dirty = false;
+    return loaded;
+  }
+
+  /**
+   * The lineage, and which of its images have an item (an interrupted write may have left a parent without one); with
+   * `withClosure`, the stored closure items too (the same scan: it reads every item either way).
+   */
+  private async loadStored(lease?: LineageWriteLease, withClosure = false): Promise<{ graph: LineageGraph; stored: ReadonlySet<string>; closure: Item[] }> {
     const nodes: ImageNode[] = [];
+    const closure: Item[] = [];
     let ExclusiveStartKey: Item | undefined;
     do {
+      await lease?.keepAlive();
       const page = await this.doc.send(
         new ScanCommand({
           TableName: this.tableName,
-          FilterExpression: '#sk = :node AND begins_with(#pk, :img)',
+          FilterExpression: withClosure ? '(#sk = :node AND begins_with(#pk, :img)) OR begins_with(#pk, :desc)' : '#sk = :node AND begins_with(#pk, :img)',
           ExpressionAttributeNames: { '#pk': TableKeys.PARTITION_KEY, '#sk': TableKeys.SORT_KEY },
-          ExpressionAttributeValues: { ':node': KeyPrefix.NODE, ':img': KeyPrefix.IMAGE },
+          ExpressionAttributeValues: { ':node': KeyPrefix.NODE, ':img': KeyPrefix.IMAGE, ...(withClosure ? { ':desc': KeyPrefix.DESCENDANTS } : {}) },
           ExclusiveStartKey,
         }),
       );
-      for (const item of page.Items ?? []) nodes.push(toImageNode(item));
+      for (const item of page.Items ?? []) {
+        if (String(item[TableKeys.PARTITION_KEY]).startsWith(KeyPrefix.DESCENDANTS)) closure.push(item);
+        else nodes.push(toImageNode(item));
+      }
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
-    return { graph: LineageGraph.fromImages(nodes), stored: new Set(nodes.map((n) => n.image)) };
+    return { graph: LineageGraph.fromImages(nodes), stored: new Set(nodes.map((n) => n.image)), closure };
   }
 
   public async putVersion(version: ImageVersion): Promise<{ created: boolean }> {
@@ -265,6 +322,7 @@ export class DynamoLineageStore implements LineageStore {
     stored: ReadonlySet<string>,
     externalsAdded: readonly string[],
     options: PutImagesOptions,
+    session: WriteSession,
   ): Promise<PutImagesResult> {
     const { closure, images, closureItemsPut, closureItemsDeleted } = planDifference(before, after, stored);
     const total = closure.length + images.length;
@@ -275,17 +333,20 @@ export class DynamoLineageStore implements LineageStore {
       writeRequests += requests;
       options.onProgress?.(done, total);
     };
-    await this.batchWrite(closure, onBatch);
-    await this.batchWrite(images, onBatch);
+    session.dirty = session.dirty || total > 0;
+    await this.batchWrite(closure, onBatch, session.lease);
+    await this.batchWrite(images, onBatch, session.lease);
     return { imagesWritten: images.filter((w) => 'PutRequest' in w).length, externalsAdded, closureItemsPut, closureItemsDeleted, writeRequests };
   }
 
-  private async batchWrite(writes: readonly WriteRequest[], onBatch: (items: number, requests: number) => void): Promise<void> {
+  /** Each batch is sent only while the lease is held (renewed when due), so a stalled writer stops at its next batch. */
+  private async batchWrite(writes: readonly WriteRequest[], onBatch: (items: number, requests: number) => void, lease: LineageWriteLease): Promise<void> {
     let next = 0;
     const worker = async (): Promise<void> => {
       while (next < writes.length) {
         const batch = writes.slice(next, next + BATCH_WRITE_LIMIT);
         next += batch.length;
+        await lease.keepAlive();
         onBatch(batch.length, await this.writeBatch(batch));
       }
     };
@@ -335,6 +396,39 @@ export class DynamoLineageStore implements LineageStore {
       ExclusiveStartKey = page.LastEvaluatedKey;
     } while (ExclusiveStartKey);
   }
+}
+
+/**
+ * A write under the lease. `dirty` while the closure items may disagree with the image items if the write stopped now:
+ * from the first write request sent, and from the start when a repair is owed until it is done.
+ */
+interface WriteSession {
+  readonly lease: LineageWriteLease;
+  dirty: boolean;
+}
+
+/**
+ * The closure writes that make the stored closure items exactly the closure of the stored images (the truth after a
+ * write that did not end cleanly): stray or stale items deleted, missing or outdated ones put.
+ */
+function planRepair(graph: LineageGraph, stored: readonly Item[]): WriteRequest[] {
+  const expected = new Map<string, Item>();
+  for (const node of graph.images()) {
+    for (const [ancestor, depth] of shortestAncestors(graph, node.image)) {
+      const item = closureItem(ancestor, depth, node);
+      expected.set(`${String(item[TableKeys.PARTITION_KEY])}\t${String(item[TableKeys.SORT_KEY])}`, item);
+    }
+  }
+  const writes: WriteRequest[] = [];
+  for (const item of stored) {
+    const key = `${String(item[TableKeys.PARTITION_KEY])}\t${String(item[TableKeys.SORT_KEY])}`;
+    const want = expected.get(key);
+    expected.delete(key);
+    if (!want) writes.push({ DeleteRequest: { Key: { [TableKeys.PARTITION_KEY]: item[TableKeys.PARTITION_KEY], [TableKeys.SORT_KEY]: item[TableKeys.SORT_KEY] } } });
+    else if (recordSignature(toImageNode(item)) !== recordSignature(toImageNode(want))) writes.push({ PutRequest: { Item: want } });
+  }
+  for (const item of expected.values()) writes.push({ PutRequest: { Item: item } });
+  return writes;
 }
 
 interface DifferencePlan {

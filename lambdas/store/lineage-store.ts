@@ -102,3 +102,35 @@ export class LineageWriteIncompleteError extends Error {
     this.name = 'LineageWriteIncompleteError';
   }
 }
+
+/**
+ * Another writer holds the lineage write lease and did not release it within this writer's wait budget. Nothing was
+ * written: retry later (image-pushed's LearnLineage step retries it with backoff).
+ */
+export class LineageBusyError extends Error {
+  public readonly code = 'LINEAGE_BUSY';
+  public constructor(
+    public readonly holder: string | undefined,
+    public readonly leaseExpiresAt: string | undefined,
+    waitedMs: number,
+    options?: { cause?: unknown },
+  ) {
+    super(
+      `another lineage writer (${holder ?? 'unknown'}) holds the lineage write lease${leaseExpiresAt ? ` until ${leaseExpiresAt}` : ''}; waited ${waitedMs} ms and wrote nothing; try again when it has finished`,
+      options,
+    );
+    this.name = 'LineageBusyError';
+  }
+}
+
+/**
+ * This writer's lease expired or was taken over while it was writing (it stalled for longer than the lease). Writing
+ * stopped; the writer that took over repaired the lineage index. Re-running the same change converges.
+ */
+export class LineageLeaseLostError extends Error {
+  public readonly code = 'LINEAGE_LEASE_LOST';
+  public constructor(public readonly writer: string, options?: { cause?: unknown }) {
+    super(`the lineage write lease of ${writer} expired or was taken over during the write; writing stopped; re-run the same change`, options);
+    this.name = 'LineageLeaseLostError';
+  }
+}

@@ -23,6 +23,8 @@ export const KeyPrefix = {
   CAMPAIGN: 'CMP#',
   SEMAPHORE: 'SEM#',
   ALERT: 'ALERT#',
-  /** Task tokens of rebuilds parked on a spoke build in another region (`RBLD#<build ARN>`). */
+  /** Write leases (`LEASE#lineage` / `LEASE`: one lineage writer at a time). */
+  LEASE: 'LEASE#',
+  /** Task tokens of rebuilds parked on a spoke build in another region (`RBLD#<build ARN>`), and each execution's build (`RBLD#<execution>`). */
   REMOTE_BUILD: 'RBLD#',
 } as const;

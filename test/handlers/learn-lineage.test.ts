@@ -1,4 +1,5 @@
 import { BatchGetImageCommand, ECRClient, GetDownloadUrlForLayerCommand, ListTagsForResourceCommand } from '@aws-sdk/client-ecr';
+import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { createHash } from 'crypto';
 import { join } from 'path';
@@ -11,6 +12,8 @@ import { BaseImageAnnotation, ManifestMediaType } from '../../lambdas/domain/oci
 import { LearnLineageDependencies, learnLineageDependencies, LearnOutcome, makeLearnLineageHandler, MissingLearnLineageDependenciesError } from '../../lambdas/handlers/learn-lineage';
 import { CampaignStore } from '../../lambdas/store/campaign-store';
 import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
+import { LineageBusyError } from '../../lambdas/store/lineage-store';
+import { LineageWriteLease } from '../../lambdas/store/lineage-write-lease';
 import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 import { digestOf, projectConfig, pushEvent, REPO_ROOT } from '../support/template';
@@ -84,7 +87,7 @@ async function setup(lineage: readonly ImageNode[] = SEED, fetchBlob: typeof fet
     }),
   };
   if (lineage.length > 0) await deps.lineage.putImages(lineage);
-  return { handle: makeLearnLineageHandler(deps), deps, discovery: deps.learnLineage!.discovery };
+  return { handle: makeLearnLineageHandler(deps), deps, discovery: deps.learnLineage!.discovery, tableName };
 }
 
 /** The stored lineage, comparable across a refused change. */
@@ -357,6 +360,28 @@ describe('Function: makeLearnLineageHandler', () => {
       ecr.on(BatchGetImageCommand).rejects(Object.assign(new Error('Rate exceeded'), { name: 'ThrottlingException' }));
       await expect(handle(pushEvent('apps/orders-api', digestOf('throttled')))).rejects.toThrow('Rate exceeded');
       expect(await discovery.get('apps/orders-api')).toBeUndefined();
+    });
+
+    it('fails with LineageBusyError (for the workflow to retry) while another lineage writer holds the lease, and records no refusal', async () => {
+      const { deps, discovery, tableName } = await setup();
+      const importing = await LineageWriteLease.acquire(DynamoDBDocumentClient.from(emulator.client), tableName, { writer: 'patchline lineage import' });
+      const handle = makeLearnLineageHandler({ ...deps, lineage: new DynamoLineageStore({ client: emulator.client, tableName, lease: { acquireTimeoutMs: 150 } }) });
+      const digest = digestOf('apps/new-api busy');
+      ecrHolds({ [digest]: manifest(based(`${REGISTRY}/enterprise/python-311@${PYTHON_DIGEST}`, PYTHON_DIGEST)) });
+      repositoryTagged({ owner: 'payments-team', 'build-project': 'apps-new-api' });
+
+      const error = await handle(pushEvent('apps/new-api', digest)).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(LineageBusyError);
+      expect((error as Error).name).toBe('LineageBusyError'); // what the LearnLineage Retry matches
+      expect((error as Error).message).toMatch(/another lineage writer \(patchline lineage import#[0-9a-f]{8}\) holds the lineage write lease until .*wrote nothing/);
+      expect(await deps.lineage.getImage('apps/new-api')).toBeUndefined();
+      expect((await discovery.get('apps/new-api'))?.refused).toBeUndefined();
+
+      // The workflow's retry, once the import has released the lease, learns the image.
+      expect(await importing.release(false)).toBe(true);
+      expect((await handle(pushEvent('apps/new-api', digest))).outcome).toBe(LearnOutcome.LEARNED);
+      expect((await deps.lineage.getImage('apps/new-api'))?.parents).toEqual([{ image: 'enterprise/python-311', role: 'runtime' }]);
     });
 
     it('fails without its own dependencies', async () => {

@@ -32,6 +32,21 @@ describe('Class: LineageDiscovery', () => {
     expect(definition.States.LearnLineageFailed).toMatchObject({ Type: 'Pass', Next: 'DecideRebuilds' });
   });
 
+  it('retries LearnLineage with backoff and jitter while another lineage writer holds the write lease', () => {
+    const json = template.toJSON() as { Resources: Record<string, { Type: string; Properties?: Record<string, unknown> }> };
+    const [, machine] = Object.entries(json.Resources).find(([id, r]) => r.Type === 'AWS::StepFunctions::StateMachine' && id.startsWith(WorkflowId.IMAGE_PUSHED))!;
+    const definition = JSON.parse(String(new TemplateResolver(json as never, 'table').resolve(machine.Properties!.DefinitionString))) as { States: Record<string, State> };
+    const retry = (definition.States.LearnLineage as { Retry?: Array<Record<string, unknown>> }).Retry ?? [];
+    expect(retry).toContainEqual({
+      ErrorEquals: ['LineageBusyError', 'LineageLeaseLostError'],
+      IntervalSeconds: 2,
+      BackoffRate: 2,
+      MaxAttempts: 4,
+      MaxDelaySeconds: 30,
+      JitterStrategy: 'FULL',
+    });
+  });
+
   it('grants the ECR reads on the configured repositories only', () => {
     const ecrStatements = Object.values(template.findResources('AWS::IAM::Policy')).flatMap((p) =>
       (p.Properties.PolicyDocument.Statement as Array<{ Action: string | string[]; Resource: unknown }>).filter((s) => [s.Action].flat().some((a) => ECR_DISCOVERY_ACTIONS.includes(a as never))),

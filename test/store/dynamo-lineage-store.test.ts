@@ -1,7 +1,7 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
-import { BatchWriteCommand, DynamoDBDocumentClient, ScanCommand } from '@aws-sdk/lib-dynamodb';
+import { BatchWriteCommand, DynamoDBDocumentClient, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { createLocalDynamoDbClient, createPatchlineTable } from '../../cli/local/dynamodb-emulator';
 import { parseLineageFile } from '../../lambdas/domain/lineage-file';
@@ -44,13 +44,14 @@ async function freshStore(queryPageSize?: number): Promise<{ store: DynamoLineag
   return { store: new DynamoLineageStore({ client: emulator.client, tableName, queryPageSize }), tableName };
 }
 
+/** Every lineage item of the table; the write lease item (kept after release) is left out. */
 async function scanTable(tableName: string): Promise<Item[]> {
   const doc = DynamoDBDocumentClient.from(emulator.client);
   const items: Item[] = [];
   let ExclusiveStartKey: Item | undefined;
   do {
     const page = await doc.send(new ScanCommand({ TableName: tableName, ExclusiveStartKey }));
-    items.push(...(page.Items ?? []));
+    items.push(...(page.Items ?? []).filter((item) => !String(item.pk).startsWith('LEASE#')));
     ExclusiveStartKey = page.LastEvaluatedKey;
   } while (ExclusiveStartKey);
   return items.sort((a, b) => (`${a.pk}\t${a.sk}` < `${b.pk}\t${b.sk}` ? -1 : 1));
@@ -250,7 +251,7 @@ describe('Class: DynamoLineageStore', () => {
       const before = emulator.requestCount();
       const result = await store.putImages(diamondLineage());
       expect(result).toEqual({ imagesWritten: 0, externalsAdded: [], closureItemsPut: 0, closureItemsDeleted: 0, writeRequests: 0 });
-      expect(emulator.requestCount() - before).toBe(1); // the scan that loads the lineage
+      expect(emulator.requestCount() - before).toBe(3); // the lease taken, the scan that loads the lineage, the lease released
     });
 
     it('reports progress up to the number of writes', async () => {
@@ -506,6 +507,11 @@ describe('Class: DynamoLineageStore (unprocessed batch items)', () => {
   beforeAll(() => {
     docMock = mockClient(DynamoDBDocumentClient);
   });
+  // The write lease: taken on a fresh table, released.
+  beforeEach(() => {
+    docMock.on(PutCommand).resolves({});
+    docMock.on(UpdateCommand).resolves({});
+  });
   afterEach(() => docMock.reset());
   afterAll(() => docMock.restore());
 
@@ -531,6 +537,10 @@ describe('Class: DynamoLineageStore (unprocessed batch items)', () => {
       const store = new DynamoLineageStore({ client: emulator.client, tableName: 't', maxBatchAttempts: 3 });
       await expect(store.putImages([node])).rejects.toBeInstanceOf(LineageWriteIncompleteError);
       expect(docMock.commandCalls(BatchWriteCommand)).toHaveLength(3);
+      // Written half-way: the lease is released with a repair left for the next writer.
+      const [release] = docMock.commandCalls(UpdateCommand).map((c) => c.args[0].input);
+      expect(release.UpdateExpression).toBe('SET #expires = :released, #repair = :true');
+      expect(release.ExpressionAttributeValues).toMatchObject({ ':released': 0, ':true': true });
     });
   });
 });
