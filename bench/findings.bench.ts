@@ -89,7 +89,7 @@ async function main(): Promise<void> {
       const store = new FindingStore({ client, tableName });
       const before = emulator.requestCount();
       const t0 = performance.now();
-      await inParallel(normalized, limit, async (f) => void (await store.record(f)));
+      await inParallel(normalized, limit, async (f) => void (await store.record(f.repository, f)));
       const ms = performance.now() - t0;
       storeRows.push({ scenario: `store ${STORE_COUNT} findings, ${mode}`, ms: Math.round(ms), perSecond: Math.round((STORE_COUNT / ms) * 1000), requestsPerFinding: (emulator.requestCount() - before) / STORE_COUNT });
     }

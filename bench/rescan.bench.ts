@@ -80,7 +80,8 @@ async function main(): Promise<void> {
         seededFindings += 1;
         const n = seededFindings % 100;
         if (n !== 0) {
-          await deps.findings!.record(normalizeListedFinding(finding));
+          const normalized = normalizeListedFinding(finding);
+          await deps.findings!.record(normalized.repository, normalized);
           stored += 1;
         }
         // 1% closed by Inspector2 since they were stored: not listed any more.

@@ -15,7 +15,7 @@ import { bindRegistryScope } from './spoke-builds';
 import { policyFromConfig } from '../lambdas/handlers/finding-received';
 import { PatchlineFunction } from './patchline-function';
 import { grantTableData } from './table-access';
-import { deadLetterState, publishAlerts, startRebuilds } from './workflow-steps';
+import { deadLetterState, failIfAlertsUndelivered, publishAlerts, startRebuilds } from './workflow-steps';
 
 /** Construct id of the workflow in the stack: the local runtime and the tests find its resources under it. */
 export const FINDING_WORKFLOW_ID = 'FindingReceivedWorkflow';
@@ -115,7 +115,14 @@ export class FindingWorkflow extends Construct {
     });
     decide.addCatch(deadLetter, { errors: ['States.ALL'], resultPath: '$.error' });
 
-    const publishAll = publishAlerts(this, 'PublishAlerts', { topic: props.topic, itemsPath: '$.decision.alerts', publishId: 'PublishAlert' });
+    const publishAll = publishAlerts(this, 'PublishAlerts', {
+      topic: props.topic,
+      itemsPath: '$.decision.alerts',
+      publishId: 'PublishAlert',
+      deadLetterQueue: props.deadLetterQueue,
+      claims: { table: props.table, tableKey: props.tableKey, dedupSeconds: props.config.alertDedupDays * 86_400 },
+      resultPath: '$.alertDelivery',
+    });
     const startAll = startRebuilds(this, 'StartFindingRebuilds', {
       stateMachine: props.rebuildStateMachine,
       itemsPath: '$.decision.starts',
@@ -126,7 +133,8 @@ export class FindingWorkflow extends Construct {
     const logGroup = new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.THREE_MONTHS });
     return new sfn.StateMachine(this, 'StateMachine', {
       stateMachineType: sfn.StateMachineType.EXPRESS,
-      definitionBody: sfn.DefinitionBody.fromChainable(decide.next(publishAll).next(startAll)),
+      // The rebuilds start even when an alert was dead-lettered; the execution then ends failed (AlertsUndelivered).
+      definitionBody: sfn.DefinitionBody.fromChainable(decide.next(publishAll).next(startAll).next(failIfAlertsUndelivered(this, 'CheckAlertDelivery', ['$.alertDelivery']))),
       tracingEnabled: true,
       logs: { destination: logGroup, level: sfn.LogLevel.ERROR, includeExecutionData: true },
       timeout: Duration.minutes(5),

@@ -141,7 +141,10 @@ export class RescanWorkflow extends Construct {
     const invoke = (id: string, fn: PatchlineFunction, payload: Record<string, unknown>, resultPath: string): tasks.LambdaInvoke =>
       new tasks.LambdaInvoke(this, id, { lambdaFunction: fn, payload: sfn.TaskInput.fromObject(payload), payloadResponseOnly: true, resultPath, retryOnServiceExceptions: true });
 
-    const publish = (id: string, itemsPath: string): sfn.Map => publishAlerts(this, id, { topic: props.topic, itemsPath, publishId: `${id}Alert` });
+    // An undelivered alert is dead-lettered (its claim given back) and the sweep goes on: the DeadLetters alarm reports it.
+    const claims = { table: props.table, tableKey: props.tableKey, dedupSeconds: props.config.alertDedupDays * 86_400 };
+    const publish = (id: string, itemsPath: string): sfn.Map =>
+      publishAlerts(this, id, { topic: props.topic, itemsPath, publishId: `${id}Alert`, deadLetterQueue: props.deadLetterQueue, claims });
     const startRebuildsOf = (id: string, itemsPath: string): sfn.Map =>
       startRebuilds(this, id, { stateMachine: props.rebuildStateMachine, itemsPath, startId: `${id}Start`, alreadyStartedId: `${id}AlreadyStarted` });
 

@@ -14,7 +14,7 @@ import { PatchlineConfig } from '../lambdas/domain/config';
 import { FunctionFactory } from './finding-workflow';
 import { bindRegistryScope } from './spoke-builds';
 import { grantTableData } from './table-access';
-import { deadLetterState, publishAlerts } from './workflow-steps';
+import { deadLetterState, failIfAlertsUndelivered, publishAlerts } from './workflow-steps';
 
 /** Construct id of the workflow in the stack. */
 export const SCAN_COMPLETED_WORKFLOW_ID = 'ScanCompletedWorkflow';
@@ -70,11 +70,18 @@ export class ScanCompletedWorkflow extends Construct {
       retryOnServiceExceptions: true,
     });
     check.addCatch(deadLetter, { errors: ['States.ALL'], resultPath: '$.error' });
-    const publishAll = publishAlerts(this, 'PublishStillVulnerableAlerts', { topic: props.topic, itemsPath: '$.check.alerts', publishId: 'PublishStillVulnerable' });
+    const publishAll = publishAlerts(this, 'PublishStillVulnerableAlerts', {
+      topic: props.topic,
+      itemsPath: '$.check.alerts',
+      publishId: 'PublishStillVulnerable',
+      deadLetterQueue: props.deadLetterQueue,
+      claims: { table: props.table, tableKey: props.tableKey, dedupSeconds: props.config.alertDedupDays * 86_400 },
+      resultPath: '$.alertDelivery',
+    });
 
     this.stateMachine = new sfn.StateMachine(this, 'StateMachine', {
       stateMachineType: sfn.StateMachineType.EXPRESS,
-      definitionBody: sfn.DefinitionBody.fromChainable(wait.next(check).next(publishAll)),
+      definitionBody: sfn.DefinitionBody.fromChainable(wait.next(check).next(publishAll).next(failIfAlertsUndelivered(this, 'CheckAlertDelivery', ['$.alertDelivery']))),
       tracingEnabled: true,
       logs: { destination: new logs.LogGroup(this, 'Logs', { retention: logs.RetentionDays.THREE_MONTHS }), level: sfn.LogLevel.ALL, includeExecutionData: true },
       timeout: Duration.minutes(5),

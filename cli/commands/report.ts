@@ -70,7 +70,9 @@ async function reportFromStore(table: string | undefined): Promise<PostureReport
     const history = new DynamoVersionHistoryStore({ client: store.client, tableName: store.tableName });
     const versions = (await Promise.all(lineage.map((n) => history.versions(n.image, 50)))).flat();
     const findingStore = new FindingStore({ client: store.client, tableName: store.tableName });
-    const findings = (await Promise.all(lineage.filter((n) => isInternalImageKey(n.image)).map((n) => findingStore.forRepository(n.image)))).flat();
+    // Findings are keyed by image (a spoke's registry-qualified): each is attributed to the image it was stored under.
+    const ofImage = async (image: string): Promise<PostureFinding[]> => (await findingStore.forImage(image)).map((f) => ({ ...f, image }));
+    const findings = (await Promise.all(lineage.filter((n) => isInternalImageKey(n.image)).map((n) => ofImage(n.image)))).flat();
     const exceptions = await new ExceptionStore({ client: store.client, tableName: store.tableName }).list();
     const campaigns: PostureCampaign[] = [];
     for (const c of await store.campaigns.list(200)) campaigns.push({ ...c, members: await store.campaigns.members(c.campaignId) });

@@ -144,9 +144,20 @@ export interface PublishedMessage {
 /** SNS stand-in: records every Publish with its message attributes (the owner filter policies match on them). */
 export class LocalSns {
   public readonly published: PublishedMessage[] = [];
+  /**
+   * While set, every Publish is refused with this error (recorded, nothing published): an SNS outage, for the
+   * undelivered-alert path. `SNS.InternalErrorException` is one the state machines retry before they give up.
+   */
+  public refuseWith?: string;
   public constructor(private readonly calls: RecordedCall[]) {}
 
   public publish(parameters: Record<string, unknown>): { MessageId: string } {
+    if (this.refuseWith !== undefined) {
+      this.calls.push({ service: 'sns', action: 'Publish', at: new Date().toISOString(), parameters, outcome: this.refuseWith });
+      const refused = new Error('Internal error: the local SNS refuses every Publish');
+      refused.name = this.refuseWith;
+      throw refused;
+    }
     const attributes = Object.fromEntries(
       Object.entries((parameters.MessageAttributes as Record<string, { StringValue?: string }>) ?? {}).map(([k, v]) => [k, String(v.StringValue ?? '')]),
     );
@@ -175,7 +186,8 @@ export class LocalDeadLetterQueue {
 
   public sendMessage(parameters: Record<string, unknown>): { MessageId: string } {
     const body = typeof parameters.MessageBody === 'string' ? (JSON.parse(parameters.MessageBody) as Record<string, unknown>) : (parameters.MessageBody as Record<string, unknown>);
-    this.messages.push({ reason: String(body.reason ?? body.error ?? 'unknown'), event: body.event, source: String(body.stateMachine ?? 'state machine') });
+    // An undelivered alert's message carries the alert (to publish again) where a refused event's carries the event.
+    this.messages.push({ reason: String(body.reason ?? body.error ?? 'unknown'), event: body.event ?? body.alert, source: String(body.stateMachine ?? 'state machine') });
     this.calls.push({ service: 'sqs', action: 'SendMessage', at: new Date().toISOString(), parameters });
     return { MessageId: `local-dlq-${this.messages.length}` };
   }

@@ -9,6 +9,7 @@ import { learnLineageDependencies, makeLearnLineageHandler } from '../../lambdas
 import { findingReceivedDependencies, makeFindingReceivedHandler } from '../../lambdas/handlers/finding-received';
 import { makeRecordBuildFailureHandler } from '../../lambdas/handlers/record-build-failure';
 import { makeReleaseSlotHandler } from '../../lambdas/handlers/release-slot';
+import { makeReleaseAlertClaimHandler } from '../../lambdas/handlers/release-alert-claim';
 import { makeRegistryRescanHandler } from '../../lambdas/handlers/registry-rescan';
 import { makeUpstreamWatchHandler } from '../../lambdas/handlers/upstream-watch';
 import { makeResolveSettledRebuildHandler } from '../../lambdas/handlers/resolve-settled-rebuild';
@@ -41,6 +42,7 @@ const HANDLER_FACTORIES: Record<string, (deps: HandlerDependencies) => LambdaHan
   'release-slot': makeReleaseSlotHandler,
   'record-build-failure': makeRecordBuildFailureHandler,
   'finding-received': makeFindingReceivedHandler,
+  'release-alert-claim': makeReleaseAlertClaimHandler,
   'registry-rescan': (deps) => makeRegistryRescanHandler(deps, localScannersFor(deps)),
   'upstream-watch': (deps) => makeUpstreamWatchHandler(deps, localScannersFor(deps)),
   'resolve-settled-rebuild': makeResolveSettledRebuildHandler,

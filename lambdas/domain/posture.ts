@@ -14,7 +14,11 @@ export type SeverityCounts = Record<Severity, number> & { total: number };
 export type PostureFinding = Pick<
   NormalizedFinding,
   'repository' | 'digest' | 'vulnerabilityId' | 'severity' | 'status' | 'firstObservedAt' | 'updatedAt' | 'fixAvailable'
-> & { readonly history?: ReadonlyArray<{ readonly status: string; readonly at: string }> };
+> & {
+  readonly history?: ReadonlyArray<{ readonly status: string; readonly at: string }>;
+  /** The image key the finding is stored under (a spoke's is registry-qualified); @default - its repository */
+  readonly image?: string;
+};
 
 export interface PostureCampaign {
   readonly campaignId: string;
@@ -124,10 +128,10 @@ export function buildPostureReport(input: PostureInput): PostureReport {
   const untracked = new Set<string>();
   let untrackedOpen = 0;
   for (const finding of input.findings) {
-    const node = byImage.get(finding.repository);
+    const node = byImage.get(finding.image ?? finding.repository);
     if (!node || !isInternalImageKey(node.image)) {
       if (finding.status === FindingStatus.ACTIVE) {
-        untracked.add(finding.repository);
+        untracked.add(finding.image ?? finding.repository);
         untrackedOpen += 1;
       }
       continue;

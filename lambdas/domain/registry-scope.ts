@@ -153,6 +153,11 @@ export class RegistryScope {
     throw new UnconfiguredRegistryError(account, region);
   }
 
+  /** The key of `repository` in every registry events are accepted from: the hub's (bare) first, then each spoke's. */
+  public keysOf(repository: string): string[] {
+    return [repository, ...(this.settings?.spokes ?? []).map((s) => `${registryHost(s.account, s.region)}/${repository}`)];
+  }
+
   /** A qualified key naming the hub's own registry becomes its bare repository name (one image, one key). */
   public canonicalKey(key: string): string {
     const image = parseRegistryKey(key);

@@ -116,7 +116,7 @@ export function mirrorRepository(externalKey: string): string {
  * else an external image it mirrors (by tag). An account/region that is neither the hub nor a spoke is refused.
  */
 async function resolveImage(deps: FindingDependencies, finding: Pick<NormalizedFinding, 'repository' | 'tags' | 'account' | 'region'>): Promise<ImageNode | undefined> {
-  const internal = await deps.lineage.getImage(deps.registryScope.keyOf(finding.account, finding.region, finding.repository));
+  const internal = await deps.lineage.getImage(imageKeyOf(deps.registryScope, finding));
   if (internal) return internal;
   for (const tag of finding.tags.slice(0, 10)) {
     let key: string;
@@ -134,10 +134,10 @@ async function resolveImage(deps: FindingDependencies, finding: Pick<NormalizedF
 /** Findings of the version of `image` that matters: its current digest when it has findings, else the latest scanned. */
 async function findingsOfImage(deps: FindingDependencies, image: string): Promise<StoredFinding[] | undefined> {
   const scope = deps.registryScope;
-  const located = scope.locate(image);
   if (scope.isInternal(image)) {
-    // Findings are stored per repository name: those of a same-named repository in another registry are not this image's.
-    const all = (await deps.findings.forRepository(located?.repository ?? image)).filter((f) => keyOfFinding(scope, f) === image);
+    // Findings are keyed by the image (registry-qualified for a spoke); the filter drops records a hub repository got
+    // from a same-named spoke repository before findings were keyed by registry.
+    const all = (await deps.findings.forImage(image)).filter((f) => keyOfFinding(scope, f) === image);
     if (all.length === 0) return undefined;
     const current = (await deps.lineage.currentVersion(image))?.digest;
     const byDigest = new Map<string, StoredFinding[]>();
@@ -153,15 +153,24 @@ async function findingsOfImage(deps: FindingDependencies, image: string): Promis
     return undefined;
   }
   const ref = parseImageRef(image);
-  const all = await deps.findings.forRepository(repository);
+  // The mirror repository may sit in the hub or in any spoke: its findings are keyed by registry.
+  const all = (await Promise.all(scope.keysOf(repository).map((key) => deps.findings.forImage(key)))).flat();
   const mine = all.filter((f) => (ref.tag ? f.tags.includes(ref.tag) : f.digest === ref.digest));
   return mine.length > 0 ? mine : undefined;
+}
+
+/**
+ * The image key a finding (or basic-scan summary) is stored and looked up under: its repository in the registry of its
+ * account and region (bare for the hub, qualified for a spoke); refuses an account/region that is not configured.
+ */
+function imageKeyOf(scope: RegistryScope, finding: Pick<NormalizedFinding, 'repository' | 'account' | 'region'>): string {
+  return scope.keyOf(finding.account, finding.region, finding.repository);
 }
 
 /** The image key of a stored finding; undefined for a registry that is not (or no longer) configured. */
 function keyOfFinding(scope: RegistryScope, finding: Pick<NormalizedFinding, 'repository' | 'account' | 'region'>): string | undefined {
   try {
-    return scope.keyOf(finding.account, finding.region, finding.repository);
+    return imageKeyOf(scope, finding);
   } catch {
     return undefined;
   }
@@ -195,7 +204,8 @@ export function makeFindingReceivedHandler(deps: FindingReceivedDependencies): (
 
 async function handleScan(deps: FindingDependencies, event: unknown): Promise<FindingReceivedResult> {
   const summary = parseEcrScanEvent(event);
-  const { stale } = await deps.findings.recordScan(summary);
+  // Keyed by registry, as the findings are: an unconfigured account/region is refused before anything is stored.
+  const { stale } = await deps.findings.recordScan(imageKeyOf(deps.registryScope, summary), summary);
   const node = await resolveImage(deps, summary);
   const reason = `basic scan of ${summary.repository}@${summary.digest}: ${summary.total} finding(s), highest ${summary.highestSeverity ?? 'none'}; basic scanning names no CVE, so the summary is recorded for the gate`;
   logger.info('scan summary recorded', { repository: summary.repository, digest: summary.digest, total: summary.total, stale });
@@ -219,7 +229,8 @@ async function handleScan(deps: FindingDependencies, event: unknown): Promise<Fi
 
 async function handleFinding(deps: FindingDependencies, finding: NormalizedFinding): Promise<FindingReceivedResult> {
   const now = deps.now();
-  const recorded = await deps.findings.record(finding);
+  // Keyed by registry: a hub and a spoke repository of the same name holding the same digest keep separate records.
+  const recorded = await deps.findings.record(imageKeyOf(deps.registryScope, finding), finding);
   const remediated = remediationSeconds(recorded.previous, recorded.finding);
   if (remediated !== undefined) deps.metrics?.seconds(PatchlineMetric.TIME_TO_REMEDIATE, remediated, { [MetricDimension.SEVERITY]: finding.severity });
   const base = {

@@ -1,6 +1,6 @@
 import type { Alert } from '../domain/alert';
 import { MetricDimension, PatchlineMetric } from '../domain/patchline-metric';
-import type { AlertClaim } from '../store/finding-store';
+import { AlertClaim, AlertClaimReceipt, alertClaimReceipt } from '../store/finding-store';
 import type { HandlerDependencies } from './dependencies';
 
 /** One SNS Publish for the state machine: the attribute names are the subscription filter keys. */
@@ -8,6 +8,11 @@ export interface PublishableAlert {
   readonly subject: string;
   readonly message: string;
   readonly attributes: { owner: string; severity: string; image: string; kind: string; vulnerability: string };
+  /**
+   * The dedup claim this alert holds, when it was claimed: if the Publish fails for good, release-alert-claim gives it
+   * back (AlertDedupStore.release) so that the next event alerts again. Not part of the Publish.
+   */
+  readonly claim?: AlertClaimReceipt;
 }
 
 /** An alert a handler wants sent; with a `claim`, only if no alert of that identity went out within the dedup window. */
@@ -68,7 +73,7 @@ export async function collectAlerts(
         continue;
       }
     }
-    alerts.push(publishableAlert(alert));
+    alerts.push(claim === undefined ? publishableAlert(alert) : { ...publishableAlert(alert), claim: alertClaimReceipt(claim, now) });
     deps.metrics?.count(PatchlineMetric.ALERTS_SENT, 1, { [MetricDimension.KIND]: alert.kind });
   }
   return { alerts, suppressed };

@@ -148,15 +148,16 @@ async function rescanRepository(
   } else {
     const fresh = await services.inspector.all(repository);
     counts.refused = fresh.refused;
-    // Findings are stored per repository name: a same-named spoke repository's are not reconciled against this registry.
-    const stored = (await deps.findings.forRepository(repository)).filter((f) => keyOfFinding(deps.registryScope, f) === key);
+    // Findings are keyed by the image; the filter drops records this repository got from a same-named spoke
+    // repository before findings were keyed by registry (those are not reconciled against this registry).
+    const stored = (await deps.findings.forImage(key)).filter((f) => keyOfFinding(deps.registryScope, f) === key);
     const result = reconcileFindings({ stored, fresh: fresh.findings, digests: new Set(listed.map((i) => i.digest)), now });
     counts.missed = result.missed.length;
     counts.reopened = result.reopened.length;
     counts.changed = result.changed.length;
     counts.closed = result.closed.length;
     for (const finding of result.closed) {
-      const recorded = await deps.findings.record(finding);
+      const recorded = await deps.findings.record(key, finding);
       const remediated = remediationSeconds(recorded.previous, recorded.finding);
       if (remediated !== undefined) deps.metrics?.seconds(PatchlineMetric.TIME_TO_REMEDIATE, remediated, { [MetricDimension.SEVERITY]: finding.severity });
     }

@@ -52,8 +52,8 @@ export function makeScanCompletedHandler(deps: ScanCompletedDependencies): (even
     if (!built) return { ...base, campaignId: null, verdict: ScanVerdict.NOT_A_REBUILD };
     const campaign = await deps.campaigns.get(built.campaignId);
     const triggering = [...(campaign?.vulnerabilityIds ?? [])];
-    // One digest is one image content, whichever registry holds it: its findings are the rebuild's.
-    const findings = await deps.findings.forDigest(scan.repository, scan.digest);
+    // The rebuilt digest's findings in this registry: finding-received keys them by the same image key.
+    const findings = await deps.findings.forDigest(image, scan.digest);
     const { verdict, remaining } = verifyRebuild(triggering, findings);
     const ids = [...new Set(remaining.map((f) => f.vulnerabilityId))];
     const reason =
@@ -66,8 +66,9 @@ export function makeScanCompletedHandler(deps: ScanCompletedDependencies): (even
     const moved = await deps.campaigns.transition(built.campaignId, image, [MemberState.BUILT], to, { reason }, scan.scannedAt);
     if (!moved) return { ...base, campaignId: built.campaignId, verdict: ScanVerdict.ALREADY_CHECKED };
     if (verdict === VerificationVerdict.VERIFIED && triggering.length > 0) {
-      // Findings are stored per repository name: those of a same-named repository in another registry are not this image's.
-      const ofImage = (await deps.findings.forRepository(scan.repository)).filter((f) => keyOfFinding(scope, f) === image);
+      // Findings are keyed by the image; the filter drops records a hub repository got from a same-named spoke
+      // repository before findings were keyed by registry.
+      const ofImage = (await deps.findings.forImage(image)).filter((f) => keyOfFinding(scope, f) === image);
       for (const remediated of remediations(ofImage, triggering, scan.scannedAt)) {
         deps.metrics?.seconds(PatchlineMetric.TIME_TO_REMEDIATE, remediated.seconds, { [MetricDimension.SEVERITY]: remediated.severity });
       }

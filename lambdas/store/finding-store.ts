@@ -14,16 +14,21 @@ import {
   SeveritySchema,
 } from '../domain/finding';
 import { PolicyException, PolicyExceptionSchema } from '../domain/policy';
+import { parseRegistryKey } from '../domain/registry-scope';
 import { queryAll } from './paginated-query';
 import { KeyPrefix, TableKeys } from './table';
 
 /**
  * Findings, policy exceptions and alert dedup records in the single table.
  *
- * - finding: `FND#<repository>` / `<digest>#<vulnerabilityId>`: one partition per repository, so the findings of an
- *   image (any digest) are one Query and those of one digest a `begins_with` on it. An ACTIVE finding is also on gsi1
- *   (`FND#OPEN` / `<repository>@<digest>#<vulnerabilityId>`); a finding that is closed or suppressed leaves the index.
- * - basic scan summary: `FND#<repository>` / `SCAN#<digest>`.
+ * - finding: `FND#<image>` / `<digest>#<vulnerabilityId>`, where `<image>` is the image key of the registry scope
+ *   (registry-scope.ts): the bare repository for the hub (and in a single-account deployment), the registry-qualified
+ *   `<account>.dkr.ecr.<region>.amazonaws.com/<repository>` for a spoke, so same-named repositories holding the same
+ *   digest in two registries never share a record. One partition per image, so the findings of an image (any digest)
+ *   are one Query and those of one digest a `begins_with` on it. An ACTIVE finding is also on gsi1
+ *   (`FND#OPEN` / `<image>@<digest>#<vulnerabilityId>`); a finding that is closed or suppressed leaves the index. The
+ *   record keeps the finding's own `account`, `region` and `repository`.
+ * - basic scan summary: `FND#<image>` / `SCAN#<digest>`.
  * - exception: `EXC#<vulnerabilityId>` / `<image pattern>`, listed on gsi1 `EXCEPTIONS`; kept after it expires (the
  *   policy ignores it, a report still shows it) and removed by TTL 90 days later.
  * - alert dedup: `ALERT#<kind>#<digest>#<vulnerabilityId>` / `ALERT`, with the TTL attribute `expiresAt`.
@@ -84,8 +89,34 @@ export class FindingWriteConflictError extends Error {
   }
 }
 
-export function findingPartitionKey(repository: string): string {
-  return `${KeyPrefix.FINDING}${repository}`;
+/** The finding's image key names another registry or repository than the finding itself. */
+export class FindingImageMismatchError extends Error {
+  public readonly code = 'FINDING_IMAGE_MISMATCH';
+  public constructor(public readonly image: string, finding: { account: string; region: string; repository: string }) {
+    super(
+      `the image key ${image} does not name the repository ${finding.repository} of account ${finding.account} in ${finding.region}: ` +
+        'a finding is keyed by its bare repository (hub, single account) or its registry-qualified one (spoke)',
+    );
+    this.name = 'FindingImageMismatchError';
+  }
+}
+
+/**
+ * Refuses to key a finding or scan summary under another image than its own: a bare key must be its repository, a
+ * registry-qualified one its account, region and repository. Whether an account is the hub or a spoke is the registry
+ * scope's to say (callers derive the key with RegistryScope.keyOf): a single-account deployment keys every account bare.
+ */
+function checkImageKey(image: string, finding: { account: string; region: string; repository: string }): void {
+  const qualified = parseRegistryKey(image);
+  const matches = qualified
+    ? qualified.account === finding.account && qualified.region === finding.region && qualified.repository === finding.repository
+    : image === finding.repository;
+  if (!matches) throw new FindingImageMismatchError(image, finding);
+}
+
+/** `image`: the image key of the registry scope (see the file comment). */
+export function findingPartitionKey(image: string): string {
+  return `${KeyPrefix.FINDING}${image}`;
 }
 
 export function findingSortKey(digest: string, vulnerabilityId: string): string {
@@ -119,10 +150,11 @@ export class FindingStore {
   /**
    * Records a finding. A closed finding closes and leaves the open index; a re-opened one re-opens; a severity change
    * is kept in the history. The write is conditional on the revision read, so two concurrent events cannot lose one
-   * another's history entry.
+   * another's history entry. `image` is the finding's image key (`RegistryScope.keyOf(account, region, repository)`).
    */
-  public async record(finding: NormalizedFinding): Promise<RecordFindingResult> {
-    const key = { pk: findingPartitionKey(finding.repository), sk: findingSortKey(finding.digest, finding.vulnerabilityId) };
+  public async record(image: string, finding: NormalizedFinding): Promise<RecordFindingResult> {
+    checkImageKey(image, finding);
+    const key = { pk: findingPartitionKey(image), sk: findingSortKey(finding.digest, finding.vulnerabilityId) };
     const contentHash = findingContentHash(finding);
     for (let attempt = 0; attempt < MAX_WRITE_ATTEMPTS; attempt++) {
       const out = await this.doc.send(new GetCommand({ TableName: this.props.tableName, Key: key, ConsistentRead: true }));
@@ -148,7 +180,7 @@ export class FindingStore {
             TableName: this.props.tableName,
             Item: {
               ...key,
-              ...(open && { gsi1pk: OPEN_FINDINGS, gsi1sk: `${finding.repository}@${finding.digest}#${finding.vulnerabilityId}` }),
+              ...(open && { gsi1pk: OPEN_FINDINGS, gsi1sk: `${image}@${finding.digest}#${finding.vulnerabilityId}` }),
               ...stored,
             },
             ConditionExpression: previous ? '#revision = :revision' : 'attribute_not_exists(pk)',
@@ -165,20 +197,20 @@ export class FindingStore {
     throw new FindingWriteConflictError(`${key.pk}/${key.sk}`);
   }
 
-  public async get(repository: string, digest: string, vulnerabilityId: string): Promise<StoredFinding | undefined> {
-    const key = { pk: findingPartitionKey(repository), sk: findingSortKey(digest, vulnerabilityId) };
+  public async get(image: string, digest: string, vulnerabilityId: string): Promise<StoredFinding | undefined> {
+    const key = { pk: findingPartitionKey(image), sk: findingSortKey(digest, vulnerabilityId) };
     const out = await this.doc.send(new GetCommand({ TableName: this.props.tableName, Key: key, ConsistentRead: true }));
     return out.Item ? this.parse(out.Item, `${key.pk}/${key.sk}`) : undefined;
   }
 
-  /** Every finding of one image digest, whatever its status. */
-  public async forDigest(repository: string, digest: string): Promise<StoredFinding[]> {
-    return this.query(findingPartitionKey(repository), `${digest}#`);
+  /** Every finding of one digest of an image (its image key), whatever its status. */
+  public async forDigest(image: string, digest: string): Promise<StoredFinding[]> {
+    return this.query(findingPartitionKey(image), `${digest}#`);
   }
 
-  /** Every finding of a repository, all digests. */
-  public async forRepository(repository: string): Promise<StoredFinding[]> {
-    return this.query(findingPartitionKey(repository), 'sha256:');
+  /** Every finding of an image (its image key), all digests. */
+  public async forImage(image: string): Promise<StoredFinding[]> {
+    return this.query(findingPartitionKey(image), 'sha256:');
   }
 
   /** ACTIVE findings across all images (the gsi1 entry), oldest key first; `limit` caps the result. */
@@ -196,13 +228,14 @@ export class FindingStore {
     return items.map((item) => this.parse(item, `${String(item.pk)}/${String(item.sk)}`));
   }
 
-  /** Keeps the latest basic-scanning summary of a digest (basic scanning names no CVE: counts only). */
-  public async recordScan(summary: EcrScanSummary): Promise<{ stale: boolean }> {
+  /** Keeps the latest basic-scanning summary of a digest (basic scanning names no CVE: counts only); `image` as in record. */
+  public async recordScan(image: string, summary: EcrScanSummary): Promise<{ stale: boolean }> {
+    checkImageKey(image, summary);
     try {
       await this.doc.send(
         new PutCommand({
           TableName: this.props.tableName,
-          Item: { pk: findingPartitionKey(summary.repository), sk: `${SCAN}${summary.digest}`, ...summary },
+          Item: { pk: findingPartitionKey(image), sk: `${SCAN}${summary.digest}`, ...summary },
           ConditionExpression: 'attribute_not_exists(pk) OR scannedAt <= :at',
           ExpressionAttributeValues: { ':at': summary.scannedAt },
         }),
@@ -214,13 +247,13 @@ export class FindingStore {
     }
   }
 
-  public async getScan(repository: string, digest: string): Promise<EcrScanSummary | undefined> {
+  public async getScan(image: string, digest: string): Promise<EcrScanSummary | undefined> {
     const out = await this.doc.send(
-      new GetCommand({ TableName: this.props.tableName, Key: { pk: findingPartitionKey(repository), sk: `${SCAN}${digest}` }, ConsistentRead: true }),
+      new GetCommand({ TableName: this.props.tableName, Key: { pk: findingPartitionKey(image), sk: `${SCAN}${digest}` }, ConsistentRead: true }),
     );
     if (!out.Item) return undefined;
     const parsed = EcrScanSummarySchema.safeParse(stripKeys(out.Item));
-    if (!parsed.success) throw new CorruptFindingRecordError(`${findingPartitionKey(repository)}/${SCAN}${digest}`, { cause: parsed.error });
+    if (!parsed.success) throw new CorruptFindingRecordError(`${findingPartitionKey(image)}/${SCAN}${digest}`, { cause: parsed.error });
     return parsed.data;
   }
 
@@ -332,6 +365,24 @@ export interface AlertClaim {
 }
 
 /**
+ * What gives a claim back: the claimed alert and the moment it was claimed (the record's `sentAt`). It travels with
+ * the alert through the state machine, so it is parsed again before it is used.
+ */
+export const AlertClaimReceiptSchema = z.object({
+  digest: z.string().min(1),
+  vulnerabilityId: z.string().min(1),
+  kind: z.enum(AlertKind),
+  severity: SeveritySchema,
+  sentAt: z.iso.datetime(),
+});
+export type AlertClaimReceipt = z.infer<typeof AlertClaimReceiptSchema>;
+
+/** The receipt of a claim made at `now`: `sentAt` is what `AlertDedupStore.claim` writes. */
+export function alertClaimReceipt(claim: AlertClaim, now: Date): AlertClaimReceipt {
+  return { digest: claim.digest, vulnerabilityId: claim.vulnerabilityId, kind: claim.kind, severity: claim.severity, sentAt: now.toISOString() };
+}
+
+/**
  * One alert per (image digest, vulnerability, kind) within the dedup window; a severity escalation alerts again.
  * The claim is one conditional write, so concurrent executions for the same finding send one alert between them.
  */
@@ -347,7 +398,7 @@ export class AlertDedupStore {
 
   /** True when this alert is to be sent now (and is recorded as sent); false when it was sent within the window. */
   public async claim(alert: AlertClaim, now: Date): Promise<boolean> {
-    const key = { pk: `${KeyPrefix.ALERT}${alertDedupKey(alert.digest, alert.vulnerabilityId, alert.kind)}`, sk: ALERT_SORT_KEY };
+    const key = alertDedupRecordKey(alert);
     const nowSeconds = Math.floor(now.getTime() / 1000);
     const out = await this.doc.send(new GetCommand({ TableName: this.props.tableName, Key: key, ConsistentRead: true }));
     // TTL deletes lazily (within days): an expired record is treated as gone.
@@ -361,7 +412,7 @@ export class AlertDedupStore {
             ...key,
             severity: alert.severity,
             severityRank: severityRank(alert.severity),
-            sentAt: now.toISOString(),
+            sentAt: alertClaimReceipt(alert, now).sentAt,
             [TableKeys.TTL_ATTRIBUTE]: nowSeconds + this.props.windowSeconds,
           },
           // The same rule as shouldAlertAgain, checked atomically: absent, expired, or a lower severity was sent.
@@ -376,4 +427,31 @@ export class AlertDedupStore {
       throw error;
     }
   }
+
+  /**
+   * Gives a claim back when its alert could not be delivered, so that the next event alerts again. Deletes the record
+   * only while it is still this claim (same `sentAt` and severity): a newer claim, by another execution or an
+   * escalation, stays. True when the record was deleted; false when it was gone or is another claim (idempotent).
+   */
+  public async release(receipt: AlertClaimReceipt): Promise<boolean> {
+    try {
+      await this.doc.send(
+        new DeleteCommand({
+          TableName: this.props.tableName,
+          Key: alertDedupRecordKey(receipt),
+          ConditionExpression: '#sentAt = :sentAt AND #severity = :severity',
+          ExpressionAttributeNames: { '#sentAt': 'sentAt', '#severity': 'severity' },
+          ExpressionAttributeValues: { ':sentAt': receipt.sentAt, ':severity': receipt.severity },
+        }),
+      );
+      return true;
+    } catch (error) {
+      if (error instanceof ConditionalCheckFailedException) return false;
+      throw error;
+    }
+  }
+}
+
+function alertDedupRecordKey(alert: Pick<AlertClaim, 'digest' | 'vulnerabilityId' | 'kind'>): { pk: string; sk: string } {
+  return { pk: `${KeyPrefix.ALERT}${alertDedupKey(alert.digest, alert.vulnerabilityId, alert.kind)}`, sk: ALERT_SORT_KEY };
 }

@@ -173,7 +173,7 @@ describe('Class: LocalRuntime (findings)', () => {
     expect(byWorkflow.length).toBeGreaterThanOrEqual(45);
     // Nothing half-applied: no finding, scan summary, alert, campaign or build.
     expect(await runtime.deps.findings!.listOpen()).toEqual([]);
-    expect(await runtime.deps.findings!.forRepository('apps/payments-api')).toEqual([]);
+    expect(await runtime.deps.findings!.forImage('apps/payments-api')).toEqual([]);
     expect(await runtime.deps.findings!.getScan('tribble-image-scan-test', (sampleEvent(SCAN_SAMPLE_LAMBDA_GO).detail as Record<string, string>)['image-digest'])).toBeUndefined();
     expect(await runtime.deps.campaigns.list()).toEqual([]);
     expect(runtime.result()).toMatchObject({ alerts: [], builds: [] });

@@ -81,6 +81,20 @@ describe('Function: buildPostureReport', () => {
     expect(image).toMatchObject({ highestSeverity: 'CRITICAL', versionsBehind: 1, digest: PAY });
     expect(report.images.find((i) => i.image === 'builders/python-ci')!.highestSeverity).toBeNull();
   });
+
+  it('attributes a finding to the image it is stored under, not to a same-named hub repository', () => {
+    const spoke = '222222222222.dkr.ecr.eu-west-1.amazonaws.com/apps/payments-api';
+    const base = input();
+    const withSpoke = buildPostureReport({
+      ...base,
+      images: [...base.images, { image: spoke, tier: 'application', owner: 'spoke-team', parents: [] }],
+      // Same repository, digest and CVE as the hub's: without the image it would count on the hub image twice.
+      findings: [...base.findings, { ...finding('apps/payments-api', 'CVE-2024-0001', '2025-03-01T00:00:00Z', { severity: 'CRITICAL' }), image: spoke }],
+    });
+    expect(withSpoke.owners.find((o) => o.owner === 'spoke-team')!.openFindings).toMatchObject({ CRITICAL: 1, total: 1 });
+    expect(withSpoke.owners.find((o) => o.owner === 'payments-team')!.openFindings).toEqual(payments.openFindings);
+    expect(withSpoke.organization.openFindings.total).toBe(report.organization.openFindings.total + 1);
+  });
 });
 
 describe('Function: campaignOutcome', () => {

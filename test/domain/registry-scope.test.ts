@@ -36,6 +36,17 @@ describe('Class: RegistryScope', () => {
     });
   });
 
+  describe('Method: keysOf', () => {
+    it('names a repository in the hub (bare) and in every spoke, and by itself without an organization', () => {
+      expect(scope.keysOf('docker.io/library/python')).toEqual([
+        'docker.io/library/python',
+        '222222222222.dkr.ecr.eu-west-1.amazonaws.com/docker.io/library/python',
+        '333333333333.dkr.ecr.us-east-1.amazonaws.com/docker.io/library/python',
+      ]);
+      expect(RegistryScope.singleAccount().keysOf('apps/x')).toEqual(['apps/x']);
+    });
+  });
+
   describe('Method: isInternal', () => {
     it('takes the hub bare keys and configured spokes as internal, other registries and tagged references as external', () => {
       expect(scope.isInternal('enterprise/python-311')).toBe(true);

@@ -2,14 +2,16 @@ import { join } from 'path';
 import { createPatchlineTable } from '../../cli/local/dynamodb-emulator';
 import { loadLineage } from '../../cli/input-files';
 import { InvalidFindingEventError } from '../../lambdas/domain/finding';
+import { ImageNode } from '../../lambdas/domain/lineage';
 import { parsePolicy, Policy } from '../../lambdas/domain/policy';
+import { registryHost, RegistryScope, UnconfiguredRegistryError } from '../../lambdas/domain/registry-scope';
 import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
-import { FindingAction, findingReceivedDependencies, makeFindingReceivedHandler, MissingFindingDependenciesError, policyFromConfig } from '../../lambdas/handlers/finding-received';
+import { FindingAction, findingReceivedDependencies, FindingReceivedDependencies, makeFindingReceivedHandler, MissingFindingDependenciesError, policyFromConfig } from '../../lambdas/handlers/finding-received';
 import { CampaignStore } from '../../lambdas/store/campaign-store';
 import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
-import { FINDING_SAMPLE_2024, findingEvent, SCAN_SAMPLE_LAMBDA_GO, SEED_CVE, UBI_MIRROR } from '../support/finding-events';
+import { digestFor, FINDING_SAMPLE_2024, findingEvent, findingEventIn, SCAN_SAMPLE_LAMBDA_GO, SEED_CVE, UBI_MIRROR } from '../support/finding-events';
 import { projectConfig, REPO_ROOT, sampleEvent } from '../support/template';
 
 const SEED = loadLineage(join(REPO_ROOT, 'examples', 'lineage.yaml'));
@@ -26,7 +28,7 @@ afterAll(async () => {
 });
 
 /** The real handler on a fresh table holding the seed lineage. */
-async function setup(policy?: Policy): Promise<{ handle: ReturnType<typeof makeFindingReceivedHandler>; deps: HandlerDependencies }> {
+async function setup(policy?: Policy, lineage: ImageNode[] = SEED): Promise<{ handle: ReturnType<typeof makeFindingReceivedHandler>; deps: HandlerDependencies }> {
   const tableName = `findings-${++tables}`;
   await createPatchlineTable(emulator.client, tableName);
   const client = emulator.client;
@@ -40,7 +42,7 @@ async function setup(policy?: Policy): Promise<{ handle: ReturnType<typeof makeF
     now: () => NOW,
     ...findingReceivedDependencies({ client, tableName, config, ...(policy && { policy }) }),
   };
-  await deps.lineage.putImages(SEED);
+  await deps.lineage.putImages(lineage);
   return { handle: makeFindingReceivedHandler(deps), deps };
 }
 
@@ -142,7 +144,7 @@ describe('Function: makeFindingReceivedHandler', () => {
     const { handle, deps } = await setup();
     const result = await handle(findingEvent({ repository: 'apps/payments-api', ...change }));
     expect(result).toMatchObject({ outcome, action: FindingAction.RECORDED, alerts: [], starts: [] });
-    expect(await deps.findings!.forRepository('apps/payments-api')).toHaveLength(1);
+    expect(await deps.findings!.forImage('apps/payments-api')).toHaveLength(1);
   });
 
   it('accepts a CVE from a trusted base by policy', async () => {
@@ -155,7 +157,7 @@ describe('Function: makeFindingReceivedHandler', () => {
     const { handle, deps } = await setup();
     const result = await handle(structuredClone(sampleEvent(FINDING_SAMPLE_2024)));
     expect(result).toMatchObject({ image: null, action: FindingAction.UNTRACKED, alerts: [], starts: [] });
-    expect(await deps.findings!.forRepository('inspector2')).toHaveLength(1);
+    expect(await deps.findings!.forImage('inspector2')).toHaveLength(1);
   });
 
   it('records a basic-scan summary (the lambda-go sample): no CVE, no alert', async () => {
@@ -170,12 +172,90 @@ describe('Function: makeFindingReceivedHandler', () => {
     const event = findingEvent({ repository: 'apps/payments-api' });
     event.detail.resources[0].details.awsEcrContainerImage.repositoryName = 'apps/payments-api;rm -rf /';
     await expect(handle(event)).rejects.toThrow(InvalidFindingEventError);
-    expect(await deps.findings!.forRepository('apps/payments-api')).toEqual([]);
+    expect(await deps.findings!.forImage('apps/payments-api')).toEqual([]);
   });
 
   it('refuses to run without the finding stores', async () => {
     const { deps } = await setup();
     const { findings: _f, ...without } = deps;
     await expect(makeFindingReceivedHandler(without)(findingEvent({ repository: 'apps/payments-api' }))).rejects.toThrow(MissingFindingDependenciesError);
+  });
+});
+
+describe('Function: makeFindingReceivedHandler (hub and spoke registries)', () => {
+  const HUB = { account: '111111111111', region: 'eu-west-1' };
+  const SPOKE = { account: '222222222222', region: 'eu-west-1' };
+  const REPOSITORY = 'apps/payments-api';
+  const SPOKE_KEY = `${registryHost(SPOKE.account, SPOKE.region)}/${REPOSITORY}`;
+  const DIGEST = digestFor('payments-api-in-both-registries');
+
+  /** The hub's apps/payments-api (with a worker built on it) and the spoke's same-named repository, another team's image. */
+  async function organizationSetup(
+    lineage: ImageNode[] = [
+      { image: REPOSITORY, tier: 'application', owner: 'hub-team', parents: [], build: { project: 'hub-payments-api' } },
+      { image: 'apps/payments-worker', tier: 'application', owner: 'hub-team', parents: [{ image: REPOSITORY, role: 'runtime' }], build: { project: 'hub-payments-worker' } },
+      { image: SPOKE_KEY, tier: 'application', owner: 'payments-team', parents: [], build: { project: 'spoke-payments-api' } },
+    ],
+  ): Promise<{ handle: ReturnType<typeof makeFindingReceivedHandler>; deps: FindingReceivedDependencies }> {
+    const { deps: base } = await setup(undefined, lineage);
+    const deps: FindingReceivedDependencies = { ...base, registryScope: RegistryScope.of({ hub: HUB, spokes: [SPOKE] }) };
+    return { handle: makeFindingReceivedHandler(deps), deps };
+  }
+
+  it('stores the same repository, digest and CVE of two accounts as two findings, each attributed to its own image', async () => {
+    const { handle, deps } = await organizationSetup();
+    const findings = deps.findings!;
+
+    const hub = await handle(findingEventIn(HUB, { repository: REPOSITORY, digest: DIGEST, at: '2024-02-01T00:00:00Z' }));
+    const spoke = await handle(findingEventIn(SPOKE, { repository: REPOSITORY, digest: DIGEST, at: '2024-02-01T00:00:00Z' }));
+
+    // Two new findings (one record would have made the second a re-send), each on its own image and owner.
+    expect(hub).toMatchObject({ image: REPOSITORY, change: 'NEW', origin: { image: REPOSITORY, actionImage: REPOSITORY } });
+    expect(spoke).toMatchObject({ image: SPOKE_KEY, change: 'NEW', origin: { image: SPOKE_KEY, actionImage: SPOKE_KEY } });
+    expect(hub.alerts.map((a) => a.attributes)).toEqual([expect.objectContaining({ owner: 'hub-team', image: REPOSITORY })]);
+    expect(spoke.alerts.map((a) => a.attributes)).toEqual([expect.objectContaining({ owner: 'payments-team', image: SPOKE_KEY })]);
+    expect((await findings.forImage(REPOSITORY)).map((f) => [f.account, f.region, f.digest])).toEqual([[HUB.account, HUB.region, DIGEST]]);
+    expect((await findings.forImage(SPOKE_KEY)).map((f) => [f.account, f.region, f.digest])).toEqual([[SPOKE.account, SPOKE.region, DIGEST]]);
+
+    // The spoke closes its finding: the hub's stays open, and still attributes a worker's CVE to the hub image as seen.
+    const closed = await handle(findingEventIn(SPOKE, { repository: REPOSITORY, digest: DIGEST, status: 'CLOSED', at: '2024-02-02T00:00:00Z' }));
+    expect(closed).toMatchObject({ image: SPOKE_KEY, change: 'CHANGED', outcome: 'INACTIVE' });
+    expect((await findings.get(REPOSITORY, DIGEST, SEED_CVE))?.status).toBe('ACTIVE');
+    expect((await findings.get(SPOKE_KEY, DIGEST, SEED_CVE))?.status).toBe('CLOSED');
+    const worker = await handle(findingEventIn(HUB, { repository: 'apps/payments-worker', at: '2024-02-03T00:00:00Z' }));
+    expect(worker).toMatchObject({ image: 'apps/payments-worker', origin: { image: REPOSITORY, actionImage: REPOSITORY, evidence: 'observed', path: [REPOSITORY, 'apps/payments-worker'] } });
+  });
+
+  it('reads an external base’s findings from its mirror in a spoke account', async () => {
+    const ubi = `${UBI_MIRROR}:1-34`;
+    const { handle, deps } = await organizationSetup([
+      { image: ubi, tier: 'external', parents: [] },
+      { image: SPOKE_KEY, tier: 'application', owner: 'payments-team', parents: [{ image: ubi, role: 'runtime' }], build: { project: 'spoke-payments-api' } },
+    ]);
+    const mirrored = await handle(findingEventIn(SPOKE, { repository: UBI_MIRROR, tag: '1-34' }));
+    expect(mirrored).toMatchObject({ image: ubi, change: 'NEW' });
+    expect(await deps.findings!.forImage(`${registryHost(SPOKE.account, SPOKE.region)}/${UBI_MIRROR}`)).toHaveLength(1);
+
+    const result = await handle(findingEventIn(SPOKE, { repository: REPOSITORY }));
+    // Seen on the mirror (not merely assumed): the spoke's mirror is searched like the hub's.
+    expect(result).toMatchObject({ image: SPOKE_KEY, origin: { image: ubi, action: 'ALERT_OWNER_UPSTREAM', actionImage: SPOKE_KEY, evidence: 'observed' } });
+  });
+
+  it('keys a spoke’s basic-scan summary by its registry', async () => {
+    const { handle, deps } = await organizationSetup();
+    const event = { ...structuredClone(sampleEvent(SCAN_SAMPLE_LAMBDA_GO)), ...SPOKE };
+    const result = await handle(event);
+    expect(result).toMatchObject({ event: 'ECR Image Scan', action: FindingAction.RECORDED });
+    const spokeKey = `${registryHost(SPOKE.account, SPOKE.region)}/tribble-image-scan-test`;
+    expect(await deps.findings!.getScan(spokeKey, result.digest)).toMatchObject({ account: SPOKE.account, total: 24 });
+    expect(await deps.findings!.getScan('tribble-image-scan-test', result.digest)).toBeUndefined();
+  });
+
+  it('refuses a finding from an account that is neither the hub nor a spoke, before anything is stored', async () => {
+    const { handle, deps } = await organizationSetup();
+    const elsewhere = { account: '333333333333', region: 'eu-west-1' };
+    await expect(handle(findingEventIn(elsewhere, { repository: REPOSITORY, digest: DIGEST }))).rejects.toThrow(UnconfiguredRegistryError);
+    expect(await deps.findings!.forImage(REPOSITORY)).toEqual([]);
+    expect(await deps.findings!.listOpen()).toEqual([]);
   });
 });

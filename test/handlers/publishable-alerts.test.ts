@@ -44,9 +44,18 @@ describe('Function: collectAlerts', () => {
     const alert = stillVulnerable('payments-team');
     const first = await collectAlerts({ alertDedup, metrics }, [{ alert, claim: claimOf(alert) }], NOW);
     const again = await collectAlerts({ alertDedup, metrics }, [{ alert, claim: claimOf(alert) }], new Date(NOW.getTime() + 3_600_000));
-    expect(first).toEqual({ alerts: [publishableAlert(alert)], suppressed: 0 });
+    // The sent alert carries its claim, to be given back if the Publish fails for good.
+    expect(first).toEqual({ alerts: [{ ...publishableAlert(alert), claim: { ...claimOf(alert), sentAt: NOW.toISOString() } }], suppressed: 0 });
     expect(again).toEqual({ alerts: [], suppressed: 1 });
     expect(metrics.of(PatchlineMetric.ALERTS_SENT)).toEqual([{ name: PatchlineMetric.ALERTS_SENT, unit: 'Count', value: 1, dimensions: { [MetricDimension.KIND]: AlertKind.STILL_VULNERABLE } }]);
+  });
+
+  it('sends the alert again once the claim it carries is given back', async () => {
+    const alert = stillVulnerable('payments-team');
+    const [sent] = (await collectAlerts({ alertDedup, metrics }, [{ alert, claim: claimOf(alert) }], NOW)).alerts;
+    expect(await alertDedup.release(sent.claim!)).toBe(true);
+    const retried = await collectAlerts({ alertDedup, metrics }, [{ alert, claim: claimOf(alert) }], new Date(NOW.getTime() + 60_000));
+    expect(retried.alerts.map((p) => p.claim?.sentAt)).toEqual([new Date(NOW.getTime() + 60_000).toISOString()]);
   });
 
   it('claims candidates one after another: two with one identity send one alert', async () => {
@@ -59,7 +68,9 @@ describe('Function: collectAlerts', () => {
   it('sends alerts without a claim every time, in the order given, without a dedup store', async () => {
     const candidates = [{ alert: stillVulnerable('payments-team') }, { alert: stillVulnerable('platform-team') }];
     for (let i = 0; i < 2; i++) {
-      expect((await collectAlerts({ metrics }, candidates, NOW)).alerts.map((p) => p.attributes.owner)).toEqual(['payments-team', 'platform-team']);
+      const { alerts } = await collectAlerts({ metrics }, candidates, NOW);
+      expect(alerts.map((p) => p.attributes.owner)).toEqual(['payments-team', 'platform-team']);
+      expect(alerts.map((p) => p.claim)).toEqual([undefined, undefined]);
     }
     expect(metrics.total(PatchlineMetric.ALERTS_SENT)).toBe(4);
   });

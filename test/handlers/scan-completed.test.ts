@@ -81,8 +81,8 @@ describe('Function: makeScanCompletedHandler', () => {
   it('verifies a spoke rebuild keyed by its registry, timing the remediation from the spoke image’s own first sighting', async () => {
     await rebuilt(SPOKE_KEY);
     // The spoke image had the CVE before its rebuild; a same-named hub repository saw it earlier, which is not this image's history.
-    await findings.record(finding(SPOKE, OLD, '2024-03-01T09:00:00Z'));
-    await findings.record(finding(HUB, digestFor('hub-payments'), '2024-02-01T00:00:00Z'));
+    await findings.record(SPOKE_KEY, finding(SPOKE, OLD, '2024-03-01T09:00:00Z'));
+    await findings.record(REPOSITORY, finding(HUB, digestFor('hub-payments'), '2024-02-01T00:00:00Z'));
 
     const result = await makeScanCompletedHandler(deps)(scanEvent(SPOKE));
 
@@ -94,13 +94,25 @@ describe('Function: makeScanCompletedHandler', () => {
 
   it('reports a spoke rebuild still vulnerable, alerting its owner about the registry-qualified image', async () => {
     await rebuilt(SPOKE_KEY);
-    await findings.record(finding(SPOKE, REBUILT, '2024-03-01T11:30:00Z'));
+    await findings.record(SPOKE_KEY, finding(SPOKE, REBUILT, '2024-03-01T11:30:00Z'));
 
     const result = await makeScanCompletedHandler(deps)(scanEvent(SPOKE));
 
     expect(result).toMatchObject({ image: SPOKE_KEY, verdict: ScanVerdict.STILL_VULNERABLE, stillVulnerable: [SEED_CVE] });
     expect(result.alerts.map((a) => a.attributes)).toEqual([expect.objectContaining({ owner: 'payments-team', image: SPOKE_KEY, vulnerability: SEED_CVE })]);
     expect((await deps.campaigns.memberStates(campaign, [SPOKE_KEY])).get(SPOKE_KEY)?.state).toBe(MemberState.STILL_VULNERABLE);
+  });
+
+  it('verifies a spoke rebuild whose digest a same-named hub repository still holds with the CVE', async () => {
+    await rebuilt(SPOKE_KEY);
+    // Same digest and CVE, but in the hub's registry: another image's finding, keyed apart from the spoke's.
+    await findings.record(REPOSITORY, finding(HUB, REBUILT, '2024-03-01T11:30:00Z'));
+    await findings.record(SPOKE_KEY, { ...finding(SPOKE, REBUILT, '2024-03-01T11:45:00Z'), status: 'CLOSED' });
+
+    const result = await makeScanCompletedHandler(deps)(scanEvent(SPOKE));
+
+    expect(result).toMatchObject({ image: SPOKE_KEY, verdict: ScanVerdict.VERIFIED, stillVulnerable: [], alerts: [] });
+    expect((await findings.get(REPOSITORY, REBUILT, SEED_CVE))?.status).toBe('ACTIVE');
   });
 
   it('takes a scan of the hub’s same-named repository for no rebuild of the spoke image', async () => {

@@ -1,6 +1,6 @@
 import { readdirSync } from 'fs';
 import { join } from 'path';
-import { App, Stack } from 'aws-cdk-lib';
+import { App, CfnResource, Stack } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import * as dynamodb from 'aws-cdk-lib/aws-dynamodb';
 import * as kms from 'aws-cdk-lib/aws-kms';
@@ -9,7 +9,9 @@ import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { matchesEventPattern } from '../../cli/local/event-pattern';
 import { ALERT_ATTRIBUTES, FINDING_WORKFLOW_ID, FindingWorkflow } from '../../lib/finding-workflow';
+import { PATCHLINE_HANDLER_METADATA } from '../../lib/patchline-function';
 import { PatchlineStack } from '../../lib/patchline-stack';
+import { RELEASE_ALERT_CLAIM_FUNCTION_ID } from '../../lib/workflow-steps';
 import { FINDING_SAMPLE_2021, FINDING_SAMPLE_2024, findingEvent, SCAN_SAMPLE_DOCS, SCAN_SAMPLE_LAMBDA_GO } from '../support/finding-events';
 import { projectConfig, SHARED_DATA, sampleEvent } from '../support/template';
 
@@ -78,6 +80,25 @@ describe('Class: FindingWorkflow', () => {
     expect(definition).toContain(':states:::sns:publish');
     for (const name of ALERT_ATTRIBUTES) expect(definition).toContain(`\\"${name}\\":{\\"DataType\\":\\"String\\",\\"StringValue.$\\":\\"$.attributes.${name}\\"}`);
     expect(definition).toContain('\\"ItemsPath\\":\\"$.decision.alerts\\"');
+  });
+
+  it('catches an alert Publish that fails after its retries, and ends failed only after the rebuilds were started', () => {
+    expect(definition).toMatch(/\\"Catch\\":\[\{\\"ErrorEquals\\":\[\\"States.ALL\\"\],\\"ResultPath\\":\\"\$.error\\",\\"Next\\":\\"PublishAlertClaimed\\"\}\]/);
+    expect(definition).toContain('\\"InputPath\\":\\"$.claim\\"');
+    expect(definition).toContain('\\"PublishAlerts\\":{\\"Type\\":\\"Map\\",\\"ResultPath\\":\\"$.alertDelivery\\"');
+    expect(definition).toContain('\\"ResultSelector\\":{\\"undelivered.$\\":\\"States.ArrayContains($, \'UNDELIVERED\')\\"}');
+    expect(definition).toContain('\\"PublishAlertUndelivered\\":{\\"Type\\":\\"Pass\\",\\"Result\\":\\"UNDELIVERED\\",\\"End\\":true}');
+    expect(definition).toMatch(/\\"StartFindingRebuilds\\":\{[^]*?\\"Next\\":\\"CheckAlertDelivery\\"/);
+    expect(definition).toContain('\\"AlertsUndelivered\\":{\\"Type\\":\\"Fail\\",\\"Error\\":\\"AlertsUndelivered\\"');
+  });
+
+  it('has one release-alert-claim function for every workflow that publishes alerts, with the dedup window', () => {
+    const releasers = Object.values(template.findResources('AWS::Lambda::Function')).filter((f) => f.Metadata?.[PATCHLINE_HANDLER_METADATA] === 'release-alert-claim');
+    expect(releasers).toHaveLength(1);
+    expect(releasers[0].Properties.Environment.Variables).toEqual(expect.objectContaining({ ALERT_DEDUP_SECONDS: String(projectConfig().alertDedupDays * 86_400) }));
+    const publishing = Object.values(machines).map((m) => JSON.stringify(m.Properties.DefinitionString)).filter((d) => d.includes(':states:::sns:publish'));
+    expect(publishing).toHaveLength(3);
+    for (const d of publishing) expect(d).toContain(`${stack.getLogicalId(stack.node.findChild(RELEASE_ALERT_CLAIM_FUNCTION_ID).node.defaultChild as CfnResource)}`);
   });
 
   it('starts rebuild-image per decided start and treats ExecutionAlreadyExists as done', () => {

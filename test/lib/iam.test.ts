@@ -128,6 +128,18 @@ describe.each(CONFIG_FILES)('Class: PatchlineStack (IAM, synthesized from %s)', 
     expect([...tableResources].filter((r) => r.includes('*'))).toEqual([]);
   });
 
+  it('lets release-alert-claim delete alert dedup records and do nothing else in the table', () => {
+    const policies = Object.entries(resources).filter(([id, r]) => r.Type === 'AWS::IAM::Policy' && id.startsWith('ReleaseAlertClaimFunctionRole'));
+    expect(policies).toHaveLength(1);
+    const statements = ((policies[0][1].Properties as Json).PolicyDocument as { Statement: Array<Statement & { Condition?: unknown }> }).Statement;
+    const table = statements.filter((s) => list(s.Action).some((a) => String(a).startsWith('dynamodb:')));
+    expect(table.map((s) => ({ actions: list(s.Action), resources: list(s.Resource).map(flattenCfnReference), condition: s.Condition }))).toEqual([
+      { actions: ['dynamodb:DeleteItem'], resources: [expect.stringMatching(/^<Table[0-9A-F]+\.Arn>$/)], condition: { 'ForAllValues:StringLike': { 'dynamodb:LeadingKeys': ['ALERT#*'] } } },
+    ]);
+    const key = statements.filter((s) => list(s.Action).some((a) => String(a).startsWith('kms:')));
+    expect(key.flatMap((s) => list(s.Action)).sort()).toEqual(['kms:Decrypt', 'kms:DescribeKey', 'kms:GenerateDataKey']);
+  });
+
 });
 
 describe('Class: PatchlineSpokeStack (IAM, synthesized from examples/organization.config.json)', () => {

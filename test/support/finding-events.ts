@@ -62,3 +62,20 @@ export function findingEvent(change: FindingChange): Record<string, any> {
   }
   return event;
 }
+
+/** The same finding (findingEvent) as the Inspector2 of `where` reports it: envelope, ARNs and registry moved there. */
+export function findingEventIn(where: { account: string; region: string }, change: FindingChange): Record<string, any> {
+  const event = findingEvent(change);
+  const rewrite = (arn: string): string => arn.replace(/:us-east-2:123456789012:/, `:${where.region}:${where.account}:`);
+  event.account = where.account;
+  event.region = where.region;
+  event.resources = event.resources.map(rewrite);
+  event.detail.awsAccountId = where.account;
+  event.detail.findingArn = rewrite(event.detail.findingArn);
+  for (const resource of event.detail.resources) {
+    resource.id = rewrite(resource.id);
+    if (resource.region) resource.region = where.region;
+    if (resource.details.awsEcrContainerImage.registry) resource.details.awsEcrContainerImage.registry = where.account;
+  }
+  return event;
+}

@@ -7,13 +7,20 @@ import { PolicyBlockedError, UsageError } from '../../../cli/cli-error';
 import { exceptionAddCommand, exceptionListCommand, exceptionRemoveCommand } from '../../../cli/commands/exception';
 import { gateCommand } from '../../../cli/commands/gate';
 import { openStore } from '../../../cli/store-session';
-import { findingEvent, SEED_CVE } from '../../support/finding-events';
+import { registryHost } from '../../../lambdas/domain/registry-scope';
+import { findingEvent, findingEventIn, SEED_CVE } from '../../support/finding-events';
 import { REPO_ROOT } from '../../support/template';
 
 const CONFIG = join(REPO_ROOT, 'patchline.config.json');
+/** Hub 111111111111/eu-west-1, spokes 222222222222/eu-west-1 and 333333333333/us-east-1. */
+const ORGANIZATION_CONFIG = join(REPO_ROOT, 'examples', 'organization.config.json');
 const NOW = new Date('2024-03-01T00:00:00Z');
 const payments = parseInspectorFindingEvent(findingEvent({ repository: 'apps/payments-api', at: '2024-02-01T00:00:00Z' }));
 const medium = parseInspectorFindingEvent(findingEvent({ repository: 'apps/orders-api', severity: 'MEDIUM', at: '2024-02-01T00:00:00Z' }));
+/** The same repository and digest as `payments` in a team account, where the CVE is only MEDIUM. */
+const SPOKE = { account: '222222222222', region: 'eu-west-1' };
+const SPOKE_PAYMENTS = `${registryHost(SPOKE.account, SPOKE.region)}/apps/payments-api`;
+const spokePayments = parseInspectorFindingEvent(findingEventIn(SPOKE, { repository: 'apps/payments-api', digest: payments.digest, severity: 'MEDIUM', at: '2024-02-01T00:00:00Z' }));
 
 describe('Function: gateCommand', () => {
   const cwd = process.cwd();
@@ -25,8 +32,9 @@ describe('Function: gateCommand', () => {
     const store = await openStore({});
     try {
       const findings = new FindingStore({ client: store.client, tableName: store.tableName });
-      await findings.record(payments);
-      await findings.record(medium);
+      await findings.record(payments.repository, payments);
+      await findings.record(medium.repository, medium);
+      await findings.record(SPOKE_PAYMENTS, spokePayments);
     } finally {
       await store.close();
     }
@@ -52,6 +60,29 @@ describe('Function: gateCommand', () => {
     expect(await gateCommand(`apps/payments-api@${payments.digest}`, { config: CONFIG, now: NOW })).toContain(`~ HIGH ${SEED_CVE}`);
     await exceptionRemoveCommand({ image: 'apps/*', vulnerability: SEED_CVE });
     await expect(gateCommand(`apps/payments-api@${payments.digest}`, { config: CONFIG, now: NOW })).rejects.toThrow(PolicyBlockedError);
+  });
+
+  it('checks a spoke’s ECR URI under its registry-qualified key, not the same-named hub repository’s', async () => {
+    const options = { config: ORGANIZATION_CONFIG, now: NOW };
+    expect(await gateCommand(`${SPOKE_PAYMENTS}:1.0@${payments.digest}`, options)).toBe(
+      `gate: ${SPOKE_PAYMENTS}@${payments.digest} passes (1 stored finding(s) checked, threshold HIGH)`,
+    );
+    // The hub's own URI is its bare key, with the hub's HIGH finding.
+    await expect(gateCommand(`${registryHost('111111111111', 'eu-west-1')}/apps/payments-api@${payments.digest}`, options)).rejects.toThrow(
+      `gate: apps/payments-api@${payments.digest} is blocked by 1 finding(s)`,
+    );
+  });
+
+  it('refuses an ECR URI of an account that is neither the hub nor a spoke', async () => {
+    const image = `${registryHost('444444444444', 'eu-west-1')}/apps/payments-api@${payments.digest}`;
+    await expect(gateCommand(image, { config: ORGANIZATION_CONFIG, now: NOW })).rejects.toThrow(UsageError);
+    await expect(gateCommand(image, { config: ORGANIZATION_CONFIG, now: NOW })).rejects.toThrow(/444444444444 in eu-west-1 is neither the hub nor a configured spoke/);
+  });
+
+  it('checks an ECR URI under its repository without an organization', async () => {
+    await expect(gateCommand(`${registryHost(SPOKE.account, SPOKE.region)}/apps/payments-api@${payments.digest}`, { config: CONFIG, now: NOW })).rejects.toThrow(
+      `gate: apps/payments-api@${payments.digest} is blocked`,
+    );
   });
 
   it('applies a policy file instead of the config', async () => {

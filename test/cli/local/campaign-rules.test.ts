@@ -208,7 +208,7 @@ describe('Class: LocalRuntime (campaign rules)', () => {
       const setup = await findingCampaign();
       runtime = setup.runtime;
       const digest = setup.rebuilt('enterprise/python-311');
-      await runtime.deps.findings!.record(parseInspectorFindingEvent(findingEvent({ repository: 'enterprise/python-311', digest, at: '2024-02-02T00:00:00Z' })));
+      await runtime.deps.findings!.record('enterprise/python-311', parseInspectorFindingEvent(findingEvent({ repository: 'enterprise/python-311', digest, at: '2024-02-02T00:00:00Z' })));
       const scan = scanEvent('enterprise/python-311', digest);
       runtime.send(scan);
       runtime.send(structuredClone(scan));

@@ -59,8 +59,8 @@ describeWithRegistry('State machine: registry-rescan (synthesized ASL, local run
     scanners.registry = new OciRegistryClient({ endpoints: { 'registry.access.redhat.com': registry.url } });
     await seed(runtime, scanners, oldUbi);
     // Stored from events: the fixed CVE (Inspector has closed it since) and the waived one.
-    await runtime.deps.findings!.record(normalizeListedFinding(listedFinding({ ...fixedCve, at: '2025-02-01T00:00:00Z' })));
-    await runtime.deps.findings!.record(normalizeListedFinding(listedFinding({ ...waivedCve, at: '2025-02-01T00:00:00Z' })));
+    await runtime.deps.findings!.record('apps/payments-api', normalizeListedFinding(listedFinding({ ...fixedCve, at: '2025-02-01T00:00:00Z' })));
+    await runtime.deps.findings!.record('apps/payments-api', normalizeListedFinding(listedFinding({ ...waivedCve, at: '2025-02-01T00:00:00Z' })));
     await runtime.deps.exceptions!.add({ image: 'apps/payments-api', vulnerabilityId: waivedCve.vulnerabilityId, reason: 'not reachable', approver: 'sec-lead', expiresAt: '2025-03-01T00:00:00Z' });
     scanners.backend.putFinding(listedFinding({ ...waivedCve, at: '2025-02-01T00:00:00Z' }));
     // The missed one: listed by Inspector2, never received as an event.
