@@ -152,7 +152,7 @@ export class PatchlineStack extends Stack {
     });
 
     // Aborted, timed-out or failed rebuilds cannot release their slot themselves: this rule does it for them.
-    new events.Rule(this, 'RebuildEndedRule', {
+    const rebuildEndedRule = new events.Rule(this, 'RebuildEndedRule', {
       description: 'Releases the concurrency slot of a rebuild that ended without reaching its own release step',
       eventPattern: {
         source: ['aws.states'],
@@ -161,6 +161,8 @@ export class PatchlineStack extends Stack {
       },
       targets: [new targets.LambdaFunction(releaseSlotFn, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 8 })],
     });
+    // A rebuild parked on a spoke build in another region: Step Functions does not stop that build, the rule does.
+    this.remoteBuilds?.stopBuildsOfEndedExecutions(rebuildEndedRule);
 
     const findingWorkflow = new FindingWorkflow(this, FINDING_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, functionFactory: fn });
     new RescanWorkflow(this, RESCAN_WORKFLOW_ID, { table: this.table, tableKey: this.key, topic: this.alertsTopic, deadLetterQueue: this.deadLetterQueue, config, rebuildStateMachine: this.rebuildImage, maxScanAgeDays: config.rescan.maxScanAgeDays });

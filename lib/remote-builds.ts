@@ -18,12 +18,19 @@ import { grantTableData } from './table-access';
  */
 export const START_REMOTE_BUILD_FUNCTION_ID = 'StartRemoteBuildFunction';
 export const REMOTE_BUILD_ENDED_FUNCTION_ID = 'RemoteBuildEndedFunction';
+/** The stop-remote-build function, directly in the stack for the same reason: the spokes trust its role by prefix. */
+export const STOP_REMOTE_BUILD_FUNCTION_ID = 'StopRemoteBuildFunction';
 /** The hub-bus rule taking the forwarded ends of spoke builds to remote-build-ended. */
 export const HUB_CODEBUILD_ENDED_RULE_ID = 'HubCodeBuildEndedRule';
 
 /** The role-name prefix of the start-remote-build function in hub stack `hubStackName` (for ArnLike trust conditions). */
 export function startRemoteBuildRolePrefix(hubStackName: string): string {
   return `${hubStackName}-${START_REMOTE_BUILD_FUNCTION_ID}Role`;
+}
+
+/** The role-name prefix of the stop-remote-build function in hub stack `hubStackName` (for ArnLike trust conditions). */
+export function stopRemoteBuildRolePrefix(hubStackName: string): string {
+  return `${hubStackName}-${STOP_REMOTE_BUILD_FUNCTION_ID}Role`;
 }
 
 export interface RemoteBuildsProps {
@@ -41,11 +48,13 @@ export interface RemoteBuildsProps {
  * Rebuilds of spoke images outside the hub's region, which Step Functions cannot reach with task credentials:
  * start-remote-build (invoked `.waitForTaskToken`) assumes the spoke's regional hub-access role and starts the build;
  * the spoke forwards the build's end to the hub bus, where a rule hands it to remote-build-ended, which resumes the
- * execution. Only for configs with such a spoke (`forConfig` returns undefined otherwise).
+ * execution. Should the execution end first (aborted, timed out, failed), stop-remote-build stops the build through the
+ * same role. Only for configs with such a spoke (`forConfig` returns undefined otherwise).
  */
 export class RemoteBuilds {
   public readonly startFunction: PatchlineFunction;
   public readonly endedFunction: PatchlineFunction;
+  public readonly stopFunction: PatchlineFunction;
   /** The region builds run in without this path (the hub's): the rebuild workflow's Choice compares against it. */
   public readonly hubRegion: string;
 
@@ -59,9 +68,12 @@ export class RemoteBuilds {
     const fn = (id: string, handler: string): PatchlineFunction => new PatchlineFunction(stack, id, { handler, environment: props.environment, deadLetterQueue: props.deadLetterQueue });
     this.startFunction = fn(START_REMOTE_BUILD_FUNCTION_ID, 'start-remote-build');
     this.endedFunction = fn(REMOTE_BUILD_ENDED_FUNCTION_ID, 'remote-build-ended');
-    for (const f of [this.startFunction, this.endedFunction]) grantTableData(props.table, props.tableKey, f);
-    // Exactly the hub-access roles of the spokes outside the hub's region (the workflow's own role has the others).
+    this.stopFunction = fn(STOP_REMOTE_BUILD_FUNCTION_ID, 'stop-remote-build');
+    for (const f of [this.startFunction, this.endedFunction, this.stopFunction]) grantTableData(props.table, props.tableKey, f);
+    // Exactly the hub-access roles of the spokes outside the hub's region (the workflow's own role has the others):
+    // the two functions that start and stop builds there, no other.
     this.startFunction.addToRolePolicy(new iam.PolicyStatement({ sid: 'BuildInRemoteSpokes', actions: ['sts:AssumeRole'], resources: [...roleArns] }));
+    this.stopFunction.addToRolePolicy(new iam.PolicyStatement({ sid: 'StopBuildsInRemoteSpokes', actions: ['sts:AssumeRole'], resources: [...roleArns] }));
     this.endedFunction.addToRolePolicy(new iam.PolicyStatement({ actions: ['states:SendTaskSuccess', 'states:SendTaskFailure'], resources: [props.rebuildStateMachineArn] }));
   }
 
@@ -70,6 +82,14 @@ export class RemoteBuilds {
     const roleArns = RegistryScope.forOrganization(organization).remoteBuildRoleArns();
     if (!organization || roleArns.length === 0) return undefined;
     return new RemoteBuilds(stack, props, roleArns, organization.hub.region);
+  }
+
+  /**
+   * Adds stop-remote-build to the rule on the rebuild-image executions that ended without their release step (the one
+   * that frees their slot): an execution parked on a remote build leaves no build running behind it.
+   */
+  public stopBuildsOfEndedExecutions(rebuildEndedRule: events.Rule): void {
+    rebuildEndedRule.addTarget(new targets.LambdaFunction(this.stopFunction, { deadLetterQueue: this.props.deadLetterQueue, retryAttempts: 8, maxEventAge: Duration.hours(24) }));
   }
 
   /** The rule on the hub bus: ended builds of the remote spokes' projects → remote-build-ended (DLQ, retries as the other rules). */

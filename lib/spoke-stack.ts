@@ -8,7 +8,7 @@ import { PatchlineConfig } from '../lambdas/domain/config';
 import { hubAccessRoleName } from '../lambdas/domain/registry-scope';
 import { HUB_EVENT_BUS_NAME } from './hub-event-bus';
 import { repositoryFilter } from './patchline-stack';
-import { startRemoteBuildRolePrefix } from './remote-builds';
+import { startRemoteBuildRolePrefix, stopRemoteBuildRolePrefix } from './remote-builds';
 
 // The hub computes the role's ARN from account + region (lambdas/domain/registry-scope.ts): one definition of the name.
 export { hubAccessRoleName };
@@ -135,9 +135,11 @@ export class PatchlineSpokeStack extends Stack {
   private buildHubAccessRole(props: PatchlineSpokeStackProps, hubStackName: string): iam.Role {
     const principalArn = props.hubPrincipalArn ?? `arn:${this.partition}:iam::${props.hubAccount}:role/${hubStackName}-RebuildImageWorkflowRole*`;
     // Outside the hub's region Step Functions cannot use task credentials: the hub's start-remote-build function
-    // assumes the role instead, so it is admitted too (only here, not in spokes of the hub's region).
+    // assumes the role instead, and stop-remote-build to stop a build whose execution ended, so both are admitted
+    // too (only here, not in spokes of the hub's region).
     const remote = props.hubPrincipalArn === undefined && this.isOutsideHubRegion(props);
-    const principals = remote ? [principalArn, `arn:${this.partition}:iam::${props.hubAccount}:role/${startRemoteBuildRolePrefix(hubStackName)}*`] : principalArn;
+    const hubRole = (prefix: string): string => `arn:${this.partition}:iam::${props.hubAccount}:role/${prefix}*`;
+    const principals = remote ? [principalArn, hubRole(startRemoteBuildRolePrefix(hubStackName)), hubRole(stopRemoteBuildRolePrefix(hubStackName))] : principalArn;
     // Trusting the hub account only delegates to its IAM; the PrincipalArn condition narrows it to the rebuild
     // workflow's roles. No sts:ExternalId: Step Functions' cross-account task Credentials cannot pass one.
     const conditions: Record<string, Record<string, string | string[]>> = { ArnLike: { 'aws:PrincipalArn': principals } };

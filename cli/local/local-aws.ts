@@ -17,7 +17,7 @@ export interface BuildRecord {
   readonly baseImage: string;
   readonly campaign: string;
   readonly parentImages: readonly string[];
-  readonly status: 'SUCCEEDED' | 'FAILED';
+  readonly status: 'SUCCEEDED' | 'FAILED' | 'STOPPED';
   readonly pushedDigest?: string;
   /** The task's `Credentials.RoleArn`: the spoke role a build in another account was started through. */
   readonly roleArn?: string;
@@ -34,6 +34,8 @@ export interface BuildBehaviour {
   readonly throttle?: ReadonlyMap<string, number>;
   /** Simulated build time in milliseconds (lets builds overlap so the concurrency cap is exercised). @default 5 */
   readonly buildMillis?: number;
+  /** Project → its own simulated build time in milliseconds (a build still running when its execution is stopped). @default buildMillis */
+  readonly projectBuildMillis?: ReadonlyMap<string, number>;
 }
 
 export class CodeBuildStandInError extends Error {
@@ -52,6 +54,8 @@ export class LocalCodeBuild {
   private readonly throttled = new Map<string, number>();
   private running = 0;
   private started = 0;
+  /** Remote builds still running, by build id: StopBuild ends one early. */
+  private readonly stoppable = new Map<string, () => void>();
   /** The most builds that ran at once (the concurrency cap must hold it down). */
   public maxConcurrent = 0;
 
@@ -81,6 +85,19 @@ export class LocalCodeBuild {
     return { buildId, finished: this.run(parameters, buildId, at, region) };
   }
 
+  /**
+   * StopBuild (stop-remote-build, through the role it assumed): a running remote build ends STOPPED without pushing;
+   * a build that has ended, or one never started, is reported so (CodeBuild refuses the stop of an ended build).
+   */
+  public stopBuild(buildId: string, parameters: Record<string, unknown>): 'stopped' | 'already-ended' {
+    const stop = this.stoppable.get(buildId);
+    this.calls.push({ service: 'codebuild', action: 'StopBuild', at: new Date().toISOString(), parameters: { Id: buildId, ...parameters }, outcome: stop ? 'STOPPED' : 'InvalidInputException' });
+    if (!stop) return 'already-ended';
+    this.stoppable.delete(buildId);
+    stop();
+    return 'stopped';
+  }
+
   /** Refuses a throttled start (recorded), else names the build. */
   private accept(parameters: Record<string, unknown>, at: string): string {
     const project = String(parameters.ProjectName);
@@ -103,12 +120,22 @@ export class LocalCodeBuild {
     this.running += 1;
     this.maxConcurrent = Math.max(this.maxConcurrent, this.running);
     try {
-      await new Promise((resolve) => setTimeout(resolve, this.behaviour.buildMillis ?? 5));
+      const stopped = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => resolve(false), this.behaviour.projectBuildMillis?.get(project) ?? this.behaviour.buildMillis ?? 5);
+        // Only builds started without `.sync` can be stopped here (Step Functions stops its own).
+        if (buildRegion !== undefined) {
+          this.stoppable.set(buildId, () => {
+            clearTimeout(timer);
+            resolve(true);
+          });
+        }
+      });
+      this.stoppable.delete(buildId);
       const image = env.get('PATCHLINE_IMAGE') ?? project;
       const roleArn = (parameters.Credentials as { RoleArn?: unknown } | undefined)?.RoleArn;
       // A spoke image's key names its registry: the build pushes there, as the spoke's buildspec would.
       const target = parseRegistryKey(image);
-      const failed = this.behaviour.failProjects?.has(project) ?? false;
+      const failed = stopped || (this.behaviour.failProjects?.has(project) ?? false);
       const pushedDigest = failed ? undefined : `sha256:${createHash('sha256').update(`${buildId}|${env.get('BASE_IMAGE')}`).digest('hex')}`;
       const record: BuildRecord = {
         buildId,
@@ -117,7 +144,7 @@ export class LocalCodeBuild {
         baseImage: env.get('BASE_IMAGE') ?? '',
         campaign: env.get('PATCHLINE_CAMPAIGN') ?? '',
         parentImages: JSON.parse(env.get('PATCHLINE_PARENT_IMAGES') ?? '[]') as string[],
-        status: failed ? 'FAILED' : 'SUCCEEDED',
+        status: stopped ? 'STOPPED' : failed ? 'FAILED' : 'SUCCEEDED',
         pushedDigest,
         ...(typeof roleArn === 'string' && { roleArn }),
         ...(target && { registry: { account: target.account, region: target.region } }),

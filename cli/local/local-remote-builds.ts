@@ -1,12 +1,12 @@
 import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { createHash } from 'crypto';
 import { partitionOf } from '../../lambdas/domain/registry-scope';
-import { RemoteCodeBuild } from '../../lambdas/aws/remote-codebuild';
+import { RemoteBuildStopOutcome, RemoteCodeBuild } from '../../lambdas/aws/remote-codebuild';
 import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
 import { RemoteBuildTokenStore } from '../../lambdas/store/remote-build-store';
 import { BuildRecord, LocalCodeBuild } from './local-aws';
 
-/** What start-remote-build and remote-build-ended act through locally: the CodeBuild stand-in and the table. */
+/** What start-remote-build, remote-build-ended and stop-remote-build act through locally: the CodeBuild stand-in and the table. */
 export interface LocalRemoteBuildServices {
   readonly codebuild: RemoteCodeBuild;
   readonly tokens: RemoteBuildTokenStore;
@@ -48,6 +48,11 @@ export function localRemoteCodeBuild(props: Pick<LocalRemoteBuildProps, 'codebui
       }));
       return { id: buildId, arn };
     },
+    // StopBuild on the stand-in: a running build ends STOPPED (its end event still follows, as in the spoke).
+    stopBuild: async (request) =>
+      props.codebuild.stopBuild(request.buildId, { Credentials: { RoleArn: request.roleArn, RoleSessionName: request.sessionName }, Region: request.region }) === 'stopped'
+        ? RemoteBuildStopOutcome.STOPPED
+        : RemoteBuildStopOutcome.ALREADY_ENDED,
   };
 }
 
@@ -74,8 +79,9 @@ export function buildStateChangeEvent(record: BuildRecord, account: string, regi
 class NotifyingTokenStore extends RemoteBuildTokenStore {
   private readonly waiting = new Map<string, () => void>();
 
-  public override async put(token: Parameters<RemoteBuildTokenStore['put']>[0], now: Date): Promise<void> {
-    await super.put(token, now);
+  public override async put(...args: Parameters<RemoteBuildTokenStore['put']>): Promise<void> {
+    await super.put(...args);
+    const [token] = args;
     this.waiting.get(token.buildArn)?.();
     this.waiting.delete(token.buildArn);
   }

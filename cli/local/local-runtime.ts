@@ -16,6 +16,7 @@ import { makeResolveSettledRebuildHandler } from '../../lambdas/handlers/resolve
 import { makeScanCompletedHandler } from '../../lambdas/handlers/scan-completed';
 import { makeRemoteBuildEndedHandler } from '../../lambdas/handlers/remote-build-ended';
 import { makeStartRemoteBuildHandler } from '../../lambdas/handlers/start-remote-build';
+import { makeStopRemoteBuildHandler } from '../../lambdas/handlers/stop-remote-build';
 import { CampaignStore } from '../../lambdas/store/campaign-store';
 import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { SemaphoreState, SemaphoreStore } from '../../lambdas/store/semaphore-store';
@@ -50,6 +51,7 @@ const HANDLER_FACTORIES: Record<string, (deps: HandlerDependencies) => LambdaHan
   'learn-lineage': makeLearnLineageHandler,
   'start-remote-build': (deps) => makeStartRemoteBuildHandler(deps, localRemoteBuildsFor(deps)),
   'remote-build-ended': (deps) => makeRemoteBuildEndedHandler(deps, localRemoteBuildsFor(deps)),
+  'stop-remote-build': (deps) => makeStopRemoteBuildHandler(deps, localRemoteBuildsFor(deps)),
 };
 
 export interface LocalRuntimeOptions {

@@ -68,6 +68,8 @@ export class LocalStepFunctions {
   private readonly running = new Set<Promise<unknown>>();
   private readonly tokens = new Map<string, { resolve: (output: unknown) => void; reject: (error: Error) => void }>();
   private readonly listeners: Array<(execution: ExecutionRecord) => void> = [];
+  /** Running executions' abort (StopExecution), by execution ARN. */
+  private readonly aborts = new Map<string, () => void>();
   /** How long every Wait state waits locally (settle windows, scan settling are minutes in AWS), in milliseconds. */
   public waitMillis = 0;
 
@@ -143,6 +145,23 @@ export class LocalStepFunctions {
     return true;
   }
 
+  /**
+   * StopExecution: aborts a running execution (status ABORTED, its status change event follows) and drops its task
+   * token, as Step Functions does; false when it is not running.
+   */
+  public stopExecution(executionArn: string): boolean {
+    const abort = this.aborts.get(executionArn);
+    if (!abort || this.executions.get(executionArn)?.status !== 'RUNNING') return false;
+    abort();
+    // The parked task's promise settles too, so the library clears its task and execution timers (9 h, 30 h).
+    const waiter = this.tokens.get(`${executionArn}#token`);
+    this.tokens.delete(`${executionArn}#token`);
+    const aborted = new Error('the execution was stopped');
+    aborted.name = 'States.Aborted';
+    waiter?.reject(aborted);
+    return true;
+  }
+
   /** A promise for the output of the task token, registered before the task's handler runs. */
   public awaitTaskToken(token: string): Promise<unknown> {
     return new Promise((resolve, reject) => this.tokens.set(token, { resolve, reject }));
@@ -167,7 +186,7 @@ export class LocalStepFunctions {
   }
 
   private async run(machine: LocalStateMachine, record: ExecutionRecord): Promise<void> {
-    const { StateMachine } = await import('aws-local-stepfunctions');
+    const { StateMachine, ExecutionAbortedError } = await import('aws-local-stepfunctions');
     const taskStates = collectTaskStates(machine.definition);
     const taskToken = `${record.arn}#token`;
     const handlers: Record<string, (input: unknown) => Promise<unknown>> = {};
@@ -188,6 +207,7 @@ export class LocalStepFunctions {
         Task: { Token: taskToken },
       },
     });
+    this.aborts.set(record.arn, () => execution.abort());
     const collectStates = (async () => {
       for await (const event of execution.eventLogs) {
         if (event.type === 'StateEntered') record.states.push(event.state.name);
@@ -198,9 +218,10 @@ export class LocalStepFunctions {
       record.status = 'SUCCEEDED';
     } catch (error) {
       const cause = (error as { cause?: { name?: string; message?: string } }).cause;
-      record.status = 'FAILED';
+      record.status = error instanceof ExecutionAbortedError ? 'ABORTED' : 'FAILED';
       record.error = { Error: cause?.name ?? (error as Error).name, Cause: cause?.message ?? (error as Error).message };
     }
+    this.aborts.delete(record.arn);
     await collectStates.catch(() => undefined);
     record.stoppedAt = new Date().toISOString();
     for (const listener of this.listeners) listener(record);

@@ -1,4 +1,4 @@
-import { CodeBuildClient, StartBuildCommand } from '@aws-sdk/client-codebuild';
+import { CodeBuildClient, StartBuildCommand, StopBuildCommand } from '@aws-sdk/client-codebuild';
 import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { traced } from './traced-client';
 
@@ -20,9 +20,28 @@ export interface StartedRemoteBuild {
   readonly arn: string;
 }
 
-/** Starts builds in another account and region; AWS: STS + CodeBuild, locally: the CodeBuild stand-in. */
+/** A StopBuild in a spoke account and region, through the same hub-access role the build was started with. */
+export interface RemoteBuildStopRequest {
+  readonly roleArn: string;
+  readonly account: string;
+  readonly region: string;
+  /** `<project>:<uuid>` */
+  readonly buildId: string;
+  readonly sessionName: string;
+}
+
+export const RemoteBuildStopOutcome = {
+  /** CodeBuild accepted the stop: the build ends STOPPED. */
+  STOPPED: 'stopped',
+  /** The build had ended already (or CodeBuild no longer knows it): nothing to stop. */
+  ALREADY_ENDED: 'already-ended',
+} as const;
+export type RemoteBuildStopOutcome = (typeof RemoteBuildStopOutcome)[keyof typeof RemoteBuildStopOutcome];
+
+/** Starts and stops builds in another account and region; AWS: STS + CodeBuild, locally: the CodeBuild stand-in. */
 export interface RemoteCodeBuild {
   startBuild(request: RemoteBuildRequest): Promise<StartedRemoteBuild>;
+  stopBuild(request: RemoteBuildStopRequest): Promise<RemoteBuildStopOutcome>;
 }
 
 /** CodeBuild errors the rebuild workflow retries (CODEBUILD_THROTTLING_ERRORS, without the `CodeBuild.` prefix). */
@@ -59,20 +78,38 @@ export interface TemporaryCredentials {
 /** Session of the assumed role: CodeBuild needs minutes at most to accept a StartBuild. */
 const SESSION_SECONDS = 900;
 
+/** StopBuild attempts when CodeBuild throttles, before the error goes back to EventBridge (which retries the event). */
+export const STOP_BUILD_ATTEMPTS = 5;
+/** CodeBuild's build statuses that end a build: StopBuild returning one of these stopped nothing. */
+const ENDED = new Set(['SUCCEEDED', 'FAILED', 'FAULT', 'TIMED_OUT']);
+/** StopBuild of a build that is no longer running: CodeBuild answers InvalidInputException with this kind of message. */
+const NOT_RUNNING = /not in progress|already (?:been )?(?:completed|stopped|finished)|has completed|terminal/i;
+
+/** A StopBuild refusal that means the build is no longer there to stop. */
+function isAlreadyEnded(error: unknown): boolean {
+  const { name, message } = error as { name?: unknown; message?: unknown };
+  if (name === 'ResourceNotFoundException') return true;
+  return name === 'InvalidInputException' && typeof message === 'string' && NOT_RUNNING.test(message);
+}
+
 /**
  * The AWS implementation: AssumeRole at the spoke region's STS endpoint (regional, not the global one: it works when
- * the global endpoint is disabled and keeps the call in the spoke's region), then StartBuild in that region.
+ * the global endpoint is disabled and keeps the call in the spoke's region), then StartBuild or StopBuild in that region.
  */
-export function awsRemoteCodeBuild(clients: { sts?: (region: string) => STSClient; codebuild?: (region: string, credentials: TemporaryCredentials) => CodeBuildClient } = {}): RemoteCodeBuild {
+export function awsRemoteCodeBuild(
+  clients: { sts?: (region: string) => STSClient; codebuild?: (region: string, credentials: TemporaryCredentials) => CodeBuildClient; sleep?: (ms: number) => Promise<void> } = {},
+): RemoteCodeBuild {
   const sts = clients.sts ?? ((region: string) => traced(new STSClient({ region, useGlobalEndpoint: false })));
   const codebuild = clients.codebuild ?? ((region, credentials) => traced(new CodeBuildClient({ region, credentials })));
+  const sleep = clients.sleep ?? ((ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms)));
+  const assume = async (request: { roleArn: string; region: string; sessionName: string }): Promise<TemporaryCredentials> => {
+    const assumed = await sts(request.region).send(new AssumeRoleCommand({ RoleArn: request.roleArn, RoleSessionName: request.sessionName, DurationSeconds: SESSION_SECONDS }));
+    const c = assumed.Credentials;
+    return { accessKeyId: c?.AccessKeyId ?? '', secretAccessKey: c?.SecretAccessKey ?? '', sessionToken: c?.SessionToken, expiration: c?.Expiration };
+  };
   return {
     startBuild: async (request) => {
-      const assumed = await sts(request.region).send(
-        new AssumeRoleCommand({ RoleArn: request.roleArn, RoleSessionName: request.sessionName, DurationSeconds: SESSION_SECONDS }),
-      );
-      const c = assumed.Credentials;
-      const credentials: TemporaryCredentials = { accessKeyId: c?.AccessKeyId ?? '', secretAccessKey: c?.SecretAccessKey ?? '', sessionToken: c?.SessionToken, expiration: c?.Expiration };
+      const credentials = await assume(request);
       try {
         const out = await codebuild(request.region, credentials).send(
           new StartBuildCommand({
@@ -86,6 +123,22 @@ export function awsRemoteCodeBuild(clients: { sts?: (region: string) => STSClien
         const name = (error as { name?: unknown }).name;
         if (typeof name === 'string' && THROTTLING.has(name)) throw new RemoteBuildThrottledError(name, (error as Error).message, { cause: error });
         throw error;
+      }
+    },
+    stopBuild: async (request) => {
+      const client = codebuild(request.region, await assume(request));
+      for (let attempt = 1; ; attempt++) {
+        try {
+          const out = await client.send(new StopBuildCommand({ id: request.buildId }));
+          return out.build?.buildStatus !== undefined && ENDED.has(out.build.buildStatus) ? RemoteBuildStopOutcome.ALREADY_ENDED : RemoteBuildStopOutcome.STOPPED;
+        } catch (error) {
+          if (isAlreadyEnded(error)) return RemoteBuildStopOutcome.ALREADY_ENDED;
+          const name = (error as { name?: unknown }).name;
+          if (typeof name !== 'string' || !THROTTLING.has(name)) throw error;
+          if (attempt >= STOP_BUILD_ATTEMPTS) throw new RemoteBuildThrottledError(name, (error as Error).message, { cause: error });
+          // Full jitter on an exponential base (250 ms, 500 ms, …): concurrent stops do not retry in step.
+          await sleep(Math.random() * 250 * 2 ** (attempt - 1));
+        }
       }
     },
   };

@@ -35,3 +35,17 @@ export function isBuildArn(value: string): boolean {
 export function remoteBuildSessionName(execution: string): string {
   return `patchline-${execution}`.slice(0, 64);
 }
+
+/** How a rebuild-image execution ended ("Step Functions Execution Status Change" `status`, without RUNNING). */
+export const ExecutionEndStatus = {
+  SUCCEEDED: 'SUCCEEDED',
+  FAILED: 'FAILED',
+  ABORTED: 'ABORTED',
+  TIMED_OUT: 'TIMED_OUT',
+} as const;
+export type ExecutionEndStatus = (typeof ExecutionEndStatus)[keyof typeof ExecutionEndStatus];
+
+/** Why a remote build was stopped, in the words kept on its campaign member. */
+export function stoppedBuildReason(buildId: string, execution: string, status: ExecutionEndStatus): string {
+  return `remote build ${buildId} stopped: rebuild execution ${execution} ended ${status}`;
+}

@@ -43,7 +43,7 @@ export interface RemoteBuildEndedServices {
 /**
  * Resumes the rebuild parked on a remote build: SUCCEEDED → SendTaskSuccess with `{ buildId, status }` (what the `.sync`
  * tasks' ResultSelector yields), any other end → SendTaskFailure with the build's status, so the same Catch and release
- * paths apply. The token is deleted after the callback, so a redelivered event finds none.
+ * paths apply. The token (and its execution's lookup) is deleted after the callback, so a redelivered event finds none.
  */
 export function makeRemoteBuildEndedHandler(deps: HandlerDependencies, services: RemoteBuildEndedServices): (event: unknown) => Promise<{ outcome: RemoteBuildOutcome }> {
   return async (event) => {
@@ -64,7 +64,7 @@ export function makeRemoteBuildEndedHandler(deps: HandlerDependencies, services:
             REMOTE_BUILD_FAILED_ERROR,
             JSON.stringify({ Build: { Id: token.buildId, Arn: buildArn, BuildStatus: status, ProjectName: project } }),
           );
-    await services.tokens.delete(buildArn);
+    await services.tokens.delete(buildArn, token.execution);
     logger.info('remote build ended', { image: token.image, build: buildArn, status, resumed });
     if (!resumed) return { outcome: RemoteBuildOutcome.EXECUTION_GONE };
     return { outcome: status === RemoteBuildStatus.SUCCEEDED ? RemoteBuildOutcome.SUCCEEDED : RemoteBuildOutcome.FAILED };

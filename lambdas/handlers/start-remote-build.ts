@@ -47,7 +47,8 @@ export interface StartRemoteBuildResult {
 /**
  * Starts a spoke build in a region Step Functions cannot reach: assumes the spoke's PatchlineHubAccess-<region> role
  * and calls StartBuild there with the same environment overrides as the `.sync` StartBuild tasks, then keeps the task
- * token under the build ARN. The execution stays parked until remote-build-ended sees the build's end.
+ * token under the build ARN (and the build under the execution name). The execution stays parked until
+ * remote-build-ended sees the build's end; should the execution end first, stop-remote-build stops the build.
  */
 export function makeStartRemoteBuildHandler(deps: HandlerDependencies, services: StartRemoteBuildServices): (event: unknown) => Promise<StartRemoteBuildResult> {
   return async (event) => {
@@ -74,6 +75,8 @@ export function makeStartRemoteBuildHandler(deps: HandlerDependencies, services:
     await services.tokens.put(
       { buildArn: build.arn, buildId: build.id, taskToken: input.taskToken, image: input.image, campaignId: input.campaignId, startedAt: deps.now().toISOString() },
       deps.now(),
+      // The execution's way back to the build: stop-remote-build stops it if the execution ends while parked.
+      { execution: input.execution, account: input.buildAccount, region: input.buildRegion, roleArn: input.buildRoleArn },
     );
     logger.info('remote build started', { image: input.image, build: build.arn, region: input.buildRegion });
     return { buildId: build.id, buildArn: build.arn };

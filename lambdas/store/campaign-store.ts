@@ -36,6 +36,8 @@ export interface MemberRecord {
   readonly reason?: string;
   readonly updatedAt: string;
   readonly history?: ReadonlyArray<{ state: MemberState; at: string; detail?: string }>;
+  /** A remote build stopped because its rebuild execution ended without it (aborted, timed out, failed). */
+  readonly stoppedBuild?: { readonly buildId: string; readonly reason: string; readonly at: string };
 }
 
 const META = 'META';
@@ -301,6 +303,35 @@ export class CampaignStore {
       if (await this.transition(campaignId, member.image, [MemberState.PENDING], MemberState.SUPERSEDED, { reason }, at)) moved.push(member.image);
     }
     return moved;
+  }
+
+  /**
+   * Notes on a member that its remote build was stopped, and why: `stoppedBuild`, and a history entry in the member's
+   * current state (the stop moves no state: the execution's own end does). False when the member does not exist.
+   */
+  public async recordStoppedBuild(campaignId: string, image: string, stopped: { buildId: string; reason: string }, at: string): Promise<boolean> {
+    const key = { pk: campaignKey(campaignId), sk: memberSortKey(image) };
+    for (let attempt = 0; ; attempt++) {
+      const out = await this.doc.send(new GetCommand({ TableName: this.props.tableName, Key: key, ConsistentRead: true }));
+      const state = out.Item?.state as MemberState | undefined;
+      if (state === undefined) return false;
+      try {
+        await this.doc.send(
+          new UpdateCommand({
+            TableName: this.props.tableName,
+            Key: key,
+            UpdateExpression: 'SET #stopped = :stopped, #history = list_append(if_not_exists(#history, :empty), :entry)',
+            // The entry names the state read above: a racing transition makes it wrong, so the note is read again.
+            ConditionExpression: '#state = :state',
+            ExpressionAttributeNames: { '#stopped': 'stoppedBuild', '#history': 'history', '#state': 'state' },
+            ExpressionAttributeValues: { ':stopped': { ...stopped, at }, ':empty': [], ':entry': [{ state, at, detail: stopped.reason }], ':state': state },
+          }),
+        );
+        return true;
+      } catch (error) {
+        if (!(error instanceof ConditionalCheckFailedException) || attempt >= 2) throw error;
+      }
+    }
   }
 
   /** Records which campaign rebuilt `digest` of `image`. */

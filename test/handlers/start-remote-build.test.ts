@@ -92,8 +92,20 @@ describe('Function: makeStartRemoteBuildHandler', () => {
     ]);
     // StartBuild ran with the assumed credentials, both clients in the spoke's region.
     expect(regions).toEqual(['sts:us-east-1', 'codebuild:us-east-1:ASIAEXAMPLE']);
-    expect(await tokens.get(BUILD_ARN, NOW)).toEqual({ buildArn: BUILD_ARN, buildId: BUILD_ID, taskToken: INPUT.taskToken, image: INPUT.image, campaignId: INPUT.campaignId, startedAt: NOW.toISOString() });
-    await tokens.delete(BUILD_ARN);
+    expect(await tokens.get(BUILD_ARN, NOW)).toEqual({ buildArn: BUILD_ARN, buildId: BUILD_ID, taskToken: INPUT.taskToken, image: INPUT.image, campaignId: INPUT.campaignId, startedAt: NOW.toISOString(), execution: INPUT.execution });
+    // The way back from the execution to the build, for stop-remote-build.
+    expect(await tokens.forExecution(INPUT.execution, NOW)).toEqual({
+      execution: INPUT.execution,
+      account: '333333333333',
+      region: 'us-east-1',
+      roleArn: ROLE,
+      buildArn: BUILD_ARN,
+      buildId: BUILD_ID,
+      image: INPUT.image,
+      campaignId: INPUT.campaignId,
+      startedAt: NOW.toISOString(),
+    });
+    await tokens.delete(BUILD_ARN, INPUT.execution);
   });
 
   it('fails with the CodeBuild.<limit> error the workflow retries when CodeBuild refuses for a limit, storing no token', async () => {
@@ -103,6 +115,7 @@ describe('Function: makeStartRemoteBuildHandler', () => {
     expect((error as Error).name).toBe('CodeBuild.AccountLimitExceededException');
     expect(CODEBUILD_THROTTLING_ERRORS).toContain((error as Error).name);
     expect(await tokens.get(BUILD_ARN, NOW)).toBeUndefined();
+    expect(await tokens.forExecution(INPUT.execution, NOW)).toBeUndefined();
   });
 
   it('fails with CodeBuild\u2019s own error for anything else', async () => {

@@ -164,14 +164,16 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
 
   const principalArn = (suffix: string): unknown => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:iam::111111111111:role/${suffix}`]] });
 
-  it('is trusted by the hub account only through the rebuild workflow role and, outside the hub region, the start-remote-build function role', () => {
+  it('is trusted by the hub account only through the rebuild workflow role and, outside the hub region, the start- and stop-remote-build function roles', () => {
     const role = roleOf(spoke());
     expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
       {
         Action: 'sts:AssumeRole',
         Effect: 'Allow',
         Principal: { AWS: expect.objectContaining({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::111111111111:root']] }) },
-        Condition: { ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-StartRemoteBuildFunctionRole*')] } },
+        Condition: {
+          ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-StartRemoteBuildFunctionRole*'), principalArn('Patchline-StopRemoteBuildFunctionRole*')] },
+        },
       },
     ]);
   });
@@ -204,6 +206,14 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
     ]);
     // inspector2:ListFindings has no resource type: it is the one and only action granted on *.
     expect(statements.filter((s) => s.Resource === '*')).toEqual([expect.objectContaining({ Action: 'inspector2:ListFindings' })]);
+  });
+
+  it('grants codebuild:StopBuild only on the configured projects (stop-remote-build stops builds of its ended rebuilds there)', () => {
+    const statements = Object.values(spoke().findResources('AWS::IAM::Policy')).flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: string[] | string; Resource: unknown; Sid?: string }>);
+    const stopping = statements.filter((s) => ([] as string[]).concat(s.Action).includes('codebuild:StopBuild'));
+    expect(stopping.map((s) => s.Sid)).toEqual(['RebuildConfiguredProjects']);
+    const resources = ([] as unknown[]).concat(stopping[0].Resource).map((r) => JSON.stringify(r));
+    expect(resources).toEqual([expect.stringContaining(':codebuild:us-east-1:222222222222:project/apps-payments*')]);
   });
 
   it('fails on a hub account that is not 12 digits, and refuses a bare * repository or project', () => {

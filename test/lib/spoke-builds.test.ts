@@ -98,10 +98,16 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
     expect(remote.TimeoutSeconds).toBe(9 * 3600);
   });
 
-  it('lets the rebuild workflow role assume exactly the roles of the spokes in the hub region, start-remote-build exactly the others', () => {
+  it('lets the rebuild workflow role assume exactly the roles of the spokes in the hub region, start- and stop-remote-build exactly the others', () => {
     expect(assumeRoleResources(template, 'BuildInSpokeAccounts')).toEqual(['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1']);
     expect(assumeRoleResources(template, 'BuildInRemoteSpokes')).toEqual(['arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']);
-    expect(assumeRoleResources(template)).toHaveLength(2);
+    expect(assumeRoleResources(template, 'StopBuildsInRemoteSpokes')).toEqual(['arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']);
+    expect(assumeRoleResources(template)).toHaveLength(3);
+    const stopFn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('StopRemoteBuildFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: stopFn.Properties.Role['Fn::GetAtt'][0] }],
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'StopBuildsInRemoteSpokes', Action: 'sts:AssumeRole', Resource: 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1' })]) },
+    });
     const startFn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('StartRemoteBuildFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [{ Ref: startFn.Properties.Role['Fn::GetAtt'][0] }],
@@ -155,9 +161,12 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
     expect(`${stack.stackName}-${roleId}-ABCDEFGHIJKL`.startsWith(prefix)).toBe(true);
   });
 
-  it('has the spoke role outside the hub region trust the start-remote-build function role by its CloudFormation name prefix', () => {
-    const startFn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('StartRemoteBuildFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
-    const roleId = startFn.Properties.Role['Fn::GetAtt'][0];
+  it.each([
+    ['start-remote-build', 'StartRemoteBuildFunction'],
+    ['stop-remote-build', 'StopRemoteBuildFunction'],
+  ])('has the spoke role outside the hub region trust the %s function role by its CloudFormation name prefix', (_handler, functionId) => {
+    const fn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith(functionId))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
+    const roleId = fn.Properties.Role['Fn::GetAtt'][0];
     const remoteSpoke = defineSpokeStacks(new App(), exampleConfig(), stack.stackName).find((s) => s.region === 'us-east-1')!;
     const trust = Object.values(Template.fromStack(remoteSpoke).findResources('AWS::IAM::Role', { Properties: { RoleName: 'PatchlineHubAccess-us-east-1' } }))[0] as {
       Properties: { AssumeRolePolicyDocument: { Statement: Array<{ Condition: { ArnLike: Record<string, unknown[]> } }> } };
@@ -165,7 +174,20 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
     const prefixes = trust.Properties.AssumeRolePolicyDocument.Statement[0].Condition.ArnLike['aws:PrincipalArn'].map((p) => /role\/([^*]+)\*/.exec(JSON.stringify(p))![1]);
     const generated = `${stack.stackName}-${roleId}-ABCDEFGHIJKL`;
     expect(generated.length).toBeLessThanOrEqual(64);
-    expect(prefixes.filter((p) => generated.startsWith(p))).toEqual([`${stack.stackName}-StartRemoteBuildFunctionRole`]);
+    expect(prefixes.filter((p) => generated.startsWith(p))).toEqual([`${stack.stackName}-${functionId}Role`]);
+  });
+
+  it('sends the ended rebuilds\u2019 status changes to stop-remote-build too, beside release-slot, with a DLQ and retries', () => {
+    const stopFn = Object.keys(template.findResources('AWS::Lambda::Function')).find((id) => id.startsWith('StopRemoteBuildFunction'))!;
+    const releaseFn = Object.keys(template.findResources('AWS::Lambda::Function')).find((id) => id.startsWith('ReleaseSlotFunction'))!;
+    const rules = Object.values(template.findResources('AWS::Events::Rule')) as Array<{ Properties: { EventPattern: Record<string, unknown>; Targets: Array<{ Arn: unknown; DeadLetterConfig?: unknown; RetryPolicy?: unknown }> } }>;
+    const ended = rules.filter((r) => JSON.stringify(r.Properties.EventPattern).includes('Step Functions Execution Status Change'));
+    expect(ended).toHaveLength(1);
+    expect(ended[0].Properties.EventPattern.detail).toEqual(expect.objectContaining({ status: ['FAILED', 'ABORTED', 'TIMED_OUT'] }));
+    expect(ended[0].Properties.Targets.map((t) => t.Arn)).toEqual([{ 'Fn::GetAtt': [releaseFn, 'Arn'] }, { 'Fn::GetAtt': [stopFn, 'Arn'] }]);
+    expect(ended[0].Properties.Targets[1]).toEqual(expect.objectContaining({ DeadLetterConfig: expect.anything(), RetryPolicy: { MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 8 } }));
+    // Only with a spoke outside the hub region: elsewhere there is no remote build to stop.
+    expect(Object.keys(hub(sameRegionConfig()).template.findResources('AWS::Lambda::Function')).some((id) => id.startsWith('StopRemoteBuildFunction'))).toBe(false);
   });
 });
 

@@ -1,11 +1,13 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { BuildRecord } from '../../../cli/local/local-aws';
+import { localRemoteBuildsFor } from '../../../cli/local/local-remote-builds';
 import { LocalRuntime } from '../../../cli/local/local-runtime';
 import { CfnTemplate, synthesizeTemplate } from '../../../cli/local/synthesized-template';
 import { parseConfig, PatchlineConfig } from '../../../lambdas/domain/config';
 import { ImageNode } from '../../../lambdas/domain/lineage';
 import { parseRegistryKey, registryHost } from '../../../lambdas/domain/registry-scope';
+import { remoteBuildSessionName } from '../../../lambdas/domain/remote-build';
 import { hubAccessRoleName } from '../../../lib/spoke-stack';
 import { digestOf, pushEvent, REPO_ROOT } from '../../support/template';
 
@@ -194,6 +196,59 @@ describe('Class: LocalRuntime (organization)', () => {
       expect(runtime.result().deadLetters).toEqual([]);
       expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
       expect(runtime.stepFunctions.pendingTokens).toBe(0);
+      // The build ended normally: its execution's lookup went with its token, and nothing was stopped.
+      const ordersExecution = rebuilds.find((e) => (e.input as { image?: unknown }).image === key(orders, 'apps/orders-api'))!;
+      expect(await localRemoteBuildsFor(runtime.deps).tokens.forExecution(ordersExecution.name, new Date())).toBeUndefined();
+      expect(runtime.calls.filter((c) => c.action === 'StopBuild')).toEqual([]);
+    });
+
+    it('stops the remote build of a rebuild aborted while parked on it: the build ends STOPPED, unpushed, and its token is gone', async () => {
+      const config = exampleConfig();
+      const image = key(orders, 'apps/orders-api');
+      // The orders build runs long enough to be stopped; the others end at once.
+      runtime = await LocalRuntime.start({ config, lineage: lineage(orders), template: synthesizeTemplate(config), builds: { projectBuildMillis: new Map([['apps-orders-api', 60_000]]) } });
+      const { tokens } = localRemoteBuildsFor(runtime.deps);
+      runtime.send(pushIn(HUB, 'enterprise/python-311', digestOf('platform-enterprise-4')));
+      const quiet = runtime.runUntilQuiet();
+      const parkedExecution = async (): Promise<{ arn: string; name: string; buildArn: string }> => {
+        for (let i = 0; i < 200; i++) {
+          const execution = runtime!.stepFunctions.allExecutions.find((e) => (e.input as { image?: unknown }).image === image && e.status === 'RUNNING');
+          const build = execution && (await tokens.forExecution(execution.name, new Date()));
+          if (execution && build) return { arn: execution.arn, name: execution.name, buildArn: build.buildArn };
+          await new Promise((resolve) => setTimeout(resolve, 25));
+        }
+        throw new Error('the orders rebuild never parked on its remote build');
+      };
+      const parked = await parkedExecution();
+      expect(await tokens.get(parked.buildArn, new Date())).toBeDefined();
+      expect(runtime.stepFunctions.stopExecution(parked.arn)).toBe(true);
+      await quiet;
+
+      const execution = runtime.stepFunctions.allExecutions.find((e) => e.arn === parked.arn)!;
+      expect(execution.status).toBe('ABORTED');
+      // Aborted where it was parked: no Catch path ran (release-slot and stop-remote-build work from its end event).
+      expect(execution.states.at(-1)).toBe('StartRemoteBuild');
+      // StopBuild went to us-east-1 through the orders role, for the parked build.
+      const buildId = parked.buildArn.split(':build/')[1];
+      expect(runtime.calls.filter((c) => c.action === 'StopBuild').map((c) => [c.parameters, c.outcome])).toEqual([
+        [{ Id: buildId, Credentials: { RoleArn: ordersRole, RoleSessionName: remoteBuildSessionName(parked.name) }, Region: orders.region }, 'STOPPED'],
+      ]);
+      const remote = byImage(runtime.codebuild.builds).get(image)!;
+      expect(remote.status).toBe('STOPPED');
+      expect(remote.pushedDigest).toBeUndefined();
+      // The spoke sent no push, only the build's STOPPED end, which resumed nothing: the token was gone.
+      const fromOrders = runtime.routed.filter((r) => (r.event as { account: string }).account === orders.account);
+      expect(fromOrders.map((r) => [(r.event as { 'detail-type': string })['detail-type'], (r.event as { detail: Record<string, unknown> }).detail['build-status']])).toEqual([
+        ['CodeBuild Build State Change', 'STOPPED'],
+      ]);
+      expect(await tokens.get(parked.buildArn, new Date())).toBeUndefined();
+      expect(await tokens.forExecution(parked.name, new Date())).toBeUndefined();
+      const member = (await runtime.deps.campaigns.memberStates(remote.campaign, [image])).get(image);
+      expect(member?.stoppedBuild).toEqual(expect.objectContaining({ buildId, reason: `remote build ${buildId} stopped: rebuild execution ${parked.name} ended ABORTED` }));
+      // release-slot, on the same rule, returned the slot.
+      expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
+      expect(runtime.stepFunctions.pendingTokens).toBe(0);
+      expect(runtime.result().deadLetters).toEqual([]);
     });
 
     it('fails the remote rebuild when its build fails: the same failure path records it and returns the slot', async () => {
