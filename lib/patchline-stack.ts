@@ -66,9 +66,17 @@ export class PatchlineStack extends Stack {
       enableKeyRotation: true,
       removalPolicy: RemovalPolicy.RETAIN,
     });
-    // EventBridge, SNS and CloudWatch deliver into the encrypted queue/topic: they need the key.
+    // EventBridge, SNS and CloudWatch deliver into the encrypted queue/topic: they need the key, but only on behalf of
+    // this account's own rules, topics and alarms (aws:SourceAccount closes the confused-deputy path).
     for (const service of ['events.amazonaws.com', 'sns.amazonaws.com', 'cloudwatch.amazonaws.com']) {
-      this.key.grant(new iam.ServicePrincipal(service), 'kms:Decrypt', 'kms:GenerateDataKey*');
+      this.key.addToResourcePolicy(
+        new iam.PolicyStatement({
+          principals: [new iam.ServicePrincipal(service)],
+          actions: ['kms:Decrypt', 'kms:GenerateDataKey*'],
+          resources: ['*'],
+          conditions: { StringEquals: { 'aws:SourceAccount': this.account } },
+        }),
+      );
     }
 
     this.table = new dynamodb.TableV2(this, 'Table', {
@@ -94,6 +102,8 @@ export class PatchlineStack extends Stack {
       encryptionMasterKey: this.key,
       enforceSSL: true,
       retentionPeriod: Duration.days(14),
+      // Dead letters are the only copy of what could not be processed: they outlive the stack, like the table.
+      removalPolicy: RemovalPolicy.RETAIN,
     });
 
     this.alertsTopic = new sns.Topic(this, 'AlertsTopic', {

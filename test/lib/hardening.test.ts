@@ -45,6 +45,17 @@ describe('Class: PatchlineStack', () => {
       for (const [, r] of [...topics, ...queues]) expect(r.Properties.KmsMasterKeyId).toEqual(keyArn);
     });
 
+    it('lets the delivering services use the key only on behalf of this account', () => {
+      const [[, key]] = ofType(template, 'AWS::KMS::Key');
+      const statements = (key.Properties.KeyPolicy as { Statement: Json[] }).Statement;
+      const services = statements.filter((s) => (s.Principal as Json | undefined)?.Service !== undefined);
+      expect(services.map((s) => (s.Principal as Json).Service).sort()).toEqual(['cloudwatch.amazonaws.com', 'events.amazonaws.com', 'sns.amazonaws.com']);
+      for (const statement of services) {
+        expect(statement.Action).toEqual(['kms:Decrypt', 'kms:GenerateDataKey*']);
+        expect(statement.Condition).toEqual({ StringEquals: { 'aws:SourceAccount': '123456789012' } });
+      }
+    });
+
     it('encrypts the table with the customer-managed key', () => {
       template.hasResourceProperties('AWS::DynamoDB::GlobalTable', {
         SSESpecification: { SSEEnabled: true, SSEType: 'KMS' },
@@ -85,6 +96,12 @@ describe('Class: PatchlineStack', () => {
           Replicas: [Match.objectLike({ DeletionProtectionEnabled: true, PointInTimeRecoverySpecification: { PointInTimeRecoveryEnabled: true } })],
         },
       });
+    });
+
+    it('keeps the dead-letter queue (the only copy of what failed) on stack deletion', () => {
+      const queues = ofType(template, 'AWS::SQS::Queue').filter(([id]) => id.startsWith('DeadLetterQueue'));
+      expect(queues).toHaveLength(1);
+      expect(queues[0][1]).toMatchObject({ DeletionPolicy: 'Retain', UpdateReplacePolicy: 'Retain' });
     });
 
     it('gives every EventBridge rule target a dead-letter queue and a retry policy', () => {
