@@ -100,10 +100,22 @@ export interface DigestEntry {
   readonly status?: string;
 }
 
+/** An image of the owner's built from an older version of its base than the newest one seen. */
+export interface DigestDriftEntry {
+  readonly image: string;
+  /** The parents it is behind on. */
+  readonly parents: readonly string[];
+  readonly versionsBehind: number;
+  readonly daysBehind: number;
+}
+
 export interface DigestAlertInput {
   readonly kind: typeof AlertKind.DIGEST;
   readonly owner: string;
+  /** Open vulnerabilities; a digest has at least one of these or one drifted image. */
   readonly entries: readonly DigestEntry[];
+  /** The owner's images that are behind their base images. */
+  readonly drifted?: readonly DigestDriftEntry[];
   /** Shown in the subject and the body ("2025-06-30"). */
   readonly period?: string;
 }
@@ -259,9 +271,20 @@ function buildFindingAlert(input: FindingAlertInput): Alert {
   };
 }
 
+function checkDriftCount(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < 0) throw new InvalidAlertError(`drift ${what} must be a whole number >= 0, got ${value}`);
+  return value;
+}
+
 function buildDigestAlert(input: DigestAlertInput): Alert {
   const owner = checkOwner(input.owner);
-  if (input.entries.length === 0) throw new InvalidAlertError('a digest needs at least one entry');
+  const drifted = (input.drifted ?? []).map((d) => ({
+    image: sanitizeText(d.image),
+    parents: d.parents.map((p) => sanitizeText(p)),
+    versionsBehind: checkDriftCount(d.versionsBehind, 'versionsBehind'),
+    daysBehind: checkDriftCount(d.daysBehind, 'daysBehind'),
+  }));
+  if (input.entries.length === 0 && drifted.length === 0) throw new InvalidAlertError('a digest needs at least one entry or one drifted image');
   const entries = input.entries.map((e) => ({
     image: sanitizeText(e.image),
     vulnerabilityId: sanitizeText(e.vulnerabilityId, 128),
@@ -269,20 +292,36 @@ function buildDigestAlert(input: DigestAlertInput): Alert {
     ...(e.status !== undefined && { status: sanitizeText(e.status, 32) }),
   }));
   entries.sort((a, b) => compareSeverity(b.severity, a.severity) || a.image.localeCompare(b.image) || a.vulnerabilityId.localeCompare(b.vulnerabilityId));
-  const severity = entries[0].severity;
+  drifted.sort((a, b) => b.daysBehind - a.daysBehind || b.versionsBehind - a.versionsBehind || a.image.localeCompare(b.image));
+  // Drift alone carries no vulnerability: the digest is then informational (owners filtering on severity still get it
+  // only if they subscribe to INFORMATIONAL).
+  const severity = entries.length > 0 ? entries[0].severity : Severity.INFORMATIONAL;
   const images = new Set(entries.map((e) => e.image));
   const period = input.period !== undefined ? sanitizeText(input.period, 64) : undefined;
+  const findingsPart =
+    entries.length > 0
+      ? `${entries.length} open vulnerabilit${entries.length === 1 ? 'y' : 'ies'} in ${images.size} image${images.size === 1 ? '' : 's'}`
+      : 'no open vulnerabilities';
+  const driftPart = drifted.length > 0 ? `, ${drifted.length} image${drifted.length === 1 ? '' : 's'} behind ${drifted.length === 1 ? 'its base' : 'their bases'}` : '';
   const subject = asciiSubject(
-    `Patchline: ${entries.length} open vulnerabilit${entries.length === 1 ? 'y' : 'ies'} in ${images.size} image${images.size === 1 ? '' : 's'}${period ? ` (${period})` : ''}, highest ${severity}`,
+    `Patchline: ${findingsPart}${driftPart}${period ? ` (${period})` : ''}${entries.length > 0 ? `, highest ${severity}` : ''}`,
   );
-  const lines = [
-    `Patchline: ${KIND_LABEL.DIGEST}${period ? ` for ${period}` : ''}`,
-    '',
-    `${entries.length} open vulnerabilities in ${images.size} images, highest ${severity}:`,
-    ...listed(entries, (e) => `${e.severity} ${e.vulnerabilityId} in ${e.image}${e.status ? ` (${e.status})` : ''}`),
-    '',
-    `Owner: ${owner}`,
-  ];
+  const lines = [`Patchline: ${KIND_LABEL.DIGEST}${period ? ` for ${period}` : ''}`, ''];
+  if (entries.length > 0) {
+    lines.push(
+      `${entries.length} open vulnerabilities in ${images.size} images, highest ${severity}:`,
+      ...listed(entries, (e) => `${e.severity} ${e.vulnerabilityId} in ${e.image}${e.status ? ` (${e.status})` : ''}`),
+      '',
+    );
+  }
+  if (drifted.length > 0) {
+    lines.push(
+      `${drifted.length} image${drifted.length === 1 ? '' : 's'} built from an older base than the newest (rebuild to catch up):`,
+      ...listed(drifted, (d) => `${d.image}: ${d.versionsBehind} version${d.versionsBehind === 1 ? '' : 's'} / ${d.daysBehind} day${d.daysBehind === 1 ? '' : 's'} behind ${d.parents.join(', ')}`),
+      '',
+    );
+  }
+  lines.push(`Owner: ${owner}`);
   return {
     owner,
     kind: AlertKind.DIGEST,
@@ -291,7 +330,16 @@ function buildDigestAlert(input: DigestAlertInput): Alert {
     severity,
     subject,
     body: capBody(lines),
-    json: JSON.stringify({ kind: AlertKind.DIGEST, owner, period, severity, entries: entries.slice(0, 1000), total: entries.length }),
+    json: JSON.stringify({
+      kind: AlertKind.DIGEST,
+      owner,
+      period,
+      severity,
+      entries: entries.slice(0, 1000),
+      total: entries.length,
+      drifted: drifted.slice(0, 1000),
+      totalDrifted: drifted.length,
+    }),
     messageAttributes: { owner: attribute(owner), severity: attribute(severity), image: attribute('*'), kind: attribute(AlertKind.DIGEST) },
   };
 }

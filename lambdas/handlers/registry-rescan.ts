@@ -1,7 +1,7 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
 import { StartScanResult } from '../aws/ecr-registry';
-import { AlertKind, buildAlert, DigestEntry } from '../domain/alert';
+import { AlertKind, buildAlert, DigestDriftEntry, DigestEntry } from '../domain/alert';
 import { DriftedImage, DriftSubject, findDrift, ParentVersion } from '../domain/drift';
 import { FindingStatus, NormalizedFinding } from '../domain/finding';
 import { Tier } from '../domain/lineage';
@@ -23,7 +23,8 @@ const logger = new Logger({ serviceName: 'patchline-registry-rescan' });
  * - listRepositories: one page of the configured ECR repositories;
  * - rescanRepository: one repository — basic scans that are due, or Inspector2 findings reconciled with the store
  *   (missed and re-opened findings go through finding-received's own decision), expired exceptions, drift;
- * - digest: one digest alert per owner of what is open, and the organization's drift.
+ * - digest: one digest alert per owner of what is open and which of its images are behind their bases, and the
+ *   organization's drift.
  */
 export const RescanAction = { LIST_REPOSITORIES: 'listRepositories', RESCAN_REPOSITORY: 'rescanRepository', DIGEST: 'digest' } as const;
 export type RescanAction = (typeof RescanAction)[keyof typeof RescanAction];
@@ -259,8 +260,18 @@ async function digest(deps: RescanDependencies, services: RescanServices, period
     gauged.push({ owner: node.owner, severity: f.severity });
     entries.set(node.owner, [...(entries.get(node.owner) ?? []), { image: node.image, vulnerabilityId: f.vulnerabilityId, severity: f.severity, status: f.fixAvailable === 'NO' ? 'no fix yet' : 'fix available' }]);
   }
+  const driftedByOwner = new Map<string, DigestDriftEntry[]>();
+  for (const d of drift.drifted) {
+    if (d.owner === undefined) continue;
+    const entry = { image: d.image, parents: d.parents.map((p) => p.parent), versionsBehind: d.versionsBehind, daysBehind: d.daysBehind };
+    driftedByOwner.set(d.owner, [...(driftedByOwner.get(d.owner) ?? []), entry]);
+  }
   const label = period ?? now.toISOString().slice(0, 10);
-  const digests = [...entries].sort(([a], [b]) => a.localeCompare(b)).map(([owner, list]) => ({ alert: buildAlert({ kind: AlertKind.DIGEST, owner, entries: list, period: label }) }));
+  // One digest per owner with open findings or images behind their base.
+  const digestOwners = [...new Set([...entries.keys(), ...driftedByOwner.keys()])].sort((a, b) => a.localeCompare(b));
+  const digests = digestOwners.map((owner) => ({
+    alert: buildAlert({ kind: AlertKind.DIGEST, owner, entries: entries.get(owner) ?? [], drifted: driftedByOwner.get(owner) ?? [], period: label }),
+  }));
   const { alerts } = await collectAlerts(deps, digests, now);
   // Gauges, once per run: every owner is reported, zeros included, so a fixed backlog shows as 0 and not as a gap.
   const owners = internal.flatMap((n) => (n.owner === undefined ? [] : [n.owner]));

@@ -199,6 +199,39 @@ describe('Function: buildAlert', () => {
     expect(JSON.parse(alert.json).total).toBe(3);
   });
 
+  it('lists the owner\'s images behind their bases after its vulnerabilities, most days behind first', () => {
+    const alert = buildAlert({
+      kind: AlertKind.DIGEST,
+      owner: 'payments-team',
+      period: '2025-06-01',
+      entries: [{ image: 'apps/payments-api', vulnerabilityId: 'CVE-2024-0002', severity: 'LOW' }],
+      drifted: [
+        { image: 'apps/payments-worker', parents: ['enterprise/python-311'], versionsBehind: 1, daysBehind: 3 },
+        { image: 'apps/payments-api', parents: ['enterprise/python-311', 'enterprise/tools'], versionsBehind: 4, daysBehind: 40 },
+      ],
+    });
+    expect(alert.subject).toBe('Patchline: 1 open vulnerability in 1 image, 2 images behind their bases (2025-06-01), highest LOW');
+    const lines = alert.body.split('\n');
+    expect(lines.filter((l) => l.startsWith('  - '))).toEqual([
+      '  - LOW CVE-2024-0002 in apps/payments-api',
+      '  - apps/payments-api: 4 versions / 40 days behind enterprise/python-311, enterprise/tools',
+      '  - apps/payments-worker: 1 version / 3 days behind enterprise/python-311',
+    ]);
+    expect(JSON.parse(alert.json)).toMatchObject({ total: 1, totalDrifted: 2, drifted: [{ image: 'apps/payments-api' }, { image: 'apps/payments-worker' }] });
+  });
+
+  it('sends a drift-only digest as informational', () => {
+    const alert = buildAlert({
+      kind: AlertKind.DIGEST,
+      owner: 'orders-team',
+      entries: [],
+      drifted: [{ image: 'apps/orders-api', parents: ['enterprise/java-21'], versionsBehind: 2, daysBehind: 9 }],
+    });
+    expect(alert.severity).toBe('INFORMATIONAL');
+    expect(alert.subject).toBe('Patchline: no open vulnerabilities, 1 image behind its base');
+    expect(alert.body).not.toContain('open vulnerabilities in');
+  });
+
   it.each<[string, () => unknown, RegExp]>([
     ['refuses an owner that is not an owner id', () => buildAlert(input({ owner: 'team\nBcc: x' })), /owner "team Bcc: x" is not an owner id/],
     ['refuses an empty owner', () => buildAlert(input({ owner: '' })), /is not an owner id/],
@@ -206,7 +239,12 @@ describe('Function: buildAlert', () => {
     ['refuses an invalid vulnerability id', () => buildAlert(input({ vulnerabilityId: 'CVE-1; DROP TABLE' })), /vulnerability id "CVE-1; DROP TABLE" is not valid/],
     ['refuses an empty image', () => buildAlert(input({ image: '\u0000\n' })), /image is empty/],
     ['refuses an unknown kind', () => buildAlert(input({ kind: 'PANIC' as never })), /kind "PANIC" is not one of/],
-    ['refuses an empty digest', () => buildAlert({ kind: AlertKind.DIGEST, owner: 'payments-team', entries: [] }), /at least one entry/],
+    ['refuses an empty digest', () => buildAlert({ kind: AlertKind.DIGEST, owner: 'payments-team', entries: [] }), /at least one entry or one drifted image/],
+    [
+      'refuses a drift that is not a whole number',
+      () => buildAlert({ kind: AlertKind.DIGEST, owner: 'payments-team', entries: [], drifted: [{ image: 'apps/a', parents: ['b'], versionsBehind: -1, daysBehind: 2 }] }),
+      /versionsBehind must be a whole number/,
+    ],
   ])('%s', (_name, build, message) => {
     expect(build).toThrow(InvalidAlertError);
     expect(build).toThrow(message);

@@ -116,6 +116,19 @@ describeWithRegistry('State machine: registry-rescan (synthesized ASL, local run
     expect(digests.map((d) => d.owner)).toEqual(expect.arrayContaining(['orders-team', 'payments-team']));
   });
 
+  it("puts each owner's drifted images into its digest, and only its own", () => {
+    const published = runtime.sns.published.filter((m) => m.attributes.kind === 'DIGEST');
+    const payments = published.find((m) => m.attributes.owner === 'payments-team')!;
+    // The digest says what the run's drift report says (the upstream campaign may have added an enterprise version).
+    const drift = output.drifted.find((d) => d.image === 'apps/payments-api')!;
+    expect(drift.versionsBehind).toBeGreaterThanOrEqual(1);
+    const versions = `${drift.versionsBehind} version${drift.versionsBehind === 1 ? '' : 's'}`;
+    expect(payments.message).toContain(`apps/payments-api: ${versions} / ${drift.daysBehind} day${drift.daysBehind === 1 ? '' : 's'} behind enterprise/python-311`);
+    const json = JSON.parse(payments.message.split('--- JSON ---\n')[1]);
+    expect(json.drifted).toEqual([{ image: 'apps/payments-api', versionsBehind: drift.versionsBehind, daysBehind: drift.daysBehind, parents: ['enterprise/python-311'] }]);
+    for (const other of published.filter((m) => m.attributes.owner !== 'payments-team')) expect(other.message).not.toContain('apps/payments-api:');
+  });
+
   it('reads ECR and Inspector2 through their paginated APIs, one listing per repository', () => {
     expect(scanners.backend.calls.DescribeRepositories).toBe(1);
     // The configured repositories only: scratch/unconfigured is never described.
