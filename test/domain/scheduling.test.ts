@@ -1,6 +1,15 @@
 import { readFileSync } from 'fs';
 import { join } from 'path';
-import { SchedulingPolicy, simulateCampaign, SimulationError, syntheticDurations, mulberry32, BuildDurations } from '../../bench/campaign-simulator';
+import {
+  BuildDurations,
+  DurationModel,
+  InvalidDurationOptionsError,
+  mulberry32,
+  SchedulingPolicy,
+  simulateCampaign,
+  SimulationError,
+  syntheticDurations,
+} from '../../bench/campaign-simulator';
 import { ImageNode, ImageNotFoundError, LineageGraph, Tier } from '../../lambdas/domain/lineage';
 import { parseLineageFile } from '../../lambdas/domain/lineage-file';
 import {
@@ -322,15 +331,42 @@ describe('Function: simulateCampaign', () => {
     ).not.toThrow();
   });
 
-  it('draws deterministic durations with estimates within 30% of the real ones', () => {
-    const a = syntheticDurations({ seed: 2 });
-    const b = syntheticDurations({ seed: 2 });
+  it.each([
+    [DurationModel.LOGNORMAL, 60, 3600],
+    [DurationModel.FLOOR_HEAVY, 120, 1800],
+  ] as const)('draws deterministic %s durations within [%d, %d] s with estimates within 30%% of the real ones', (model, min, max) => {
+    const a = syntheticDurations({ seed: 2, model });
+    const b = syntheticDurations({ seed: 2, model });
+    const other = syntheticDurations({ seed: 3, model });
+    let differ = 0;
     for (const image of official.descendants('alpine:3.22')) {
       expect(a.real(image)).toBe(b.real(image));
-      expect(a.real(image)).toBeGreaterThanOrEqual(120);
-      expect(a.real(image)).toBeLessThanOrEqual(1800);
+      expect(a.estimate(image)).toBe(b.estimate(image));
+      expect(a.real(image)).toBeGreaterThanOrEqual(min);
+      expect(a.real(image)).toBeLessThanOrEqual(max);
       expect(Math.abs(a.estimate(image) / a.real(image) - 1)).toBeLessThanOrEqual(0.3);
+      if (other.real(image) !== a.real(image)) differ += 1;
     }
+    expect(differ).toBeGreaterThan(0);
+  });
+
+  it('draws lognormal durations around the 6-minute median, with a tail of long builds', () => {
+    const durations = syntheticDurations({ seed: 1 });
+    const reals = [...official.descendants('ubuntu:24.04')].map((image) => durations.real(image)).sort((x, y) => x - y);
+    const quantile = (q: number): number => reals[Math.floor(q * (reals.length - 1))];
+    // ln N(ln 360, 0.9): median 360 s, 10th percentile ~114 s, 95th ~1,580 s; 1,757 draws land close to them.
+    expect(quantile(0.5)).toBeGreaterThan(300);
+    expect(quantile(0.5)).toBeLessThan(430);
+    expect(quantile(0.1)).toBeGreaterThan(85);
+    expect(quantile(0.1)).toBeLessThan(150);
+    expect(quantile(0.95)).toBeGreaterThan(1200);
+    expect(quantile(0.95)).toBeLessThan(2100);
+  });
+
+  it('refuses duration options that make no sense', () => {
+    expect(() => syntheticDurations({ minSeconds: 0 })).toThrow(InvalidDurationOptionsError);
+    expect(() => syntheticDurations({ minSeconds: 600, maxSeconds: 60 })).toThrow(/0 < min <= max/);
+    expect(() => syntheticDurations({ model: 'gaussian' as never })).toThrow(/model must be one of lognormal, floor-heavy/);
   });
 
   it('refuses a cap that is not a positive integer', () => {
