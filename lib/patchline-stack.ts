@@ -163,13 +163,17 @@ export class PatchlineStack extends Stack {
 
     // Aborted, timed-out or failed rebuilds cannot release their slot themselves: this rule does it for them.
     const rebuildEndedRule = new events.Rule(this, 'RebuildEndedRule', {
-      description: 'Releases the concurrency slot of a rebuild that ended without reaching its own release step',
+      description: 'Releases the concurrency slot and records the failure of a rebuild that ended without reaching its own release step',
       eventPattern: {
         source: ['aws.states'],
         detailType: ['Step Functions Execution Status Change'],
         detail: { status: ['FAILED', 'ABORTED', 'TIMED_OUT'], stateMachineArn: [this.rebuildImage.stateMachineArn] },
       },
-      targets: [new targets.LambdaFunction(releaseSlotFn, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 8 })],
+      targets: [
+        new targets.LambdaFunction(releaseSlotFn, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 8 }),
+        // …and cannot record their failure either: the member fails with the reason, its subtree is skipped.
+        new targets.LambdaFunction(recordFailureFn, { deadLetterQueue: this.deadLetterQueue, retryAttempts: 8 }),
+      ],
     });
     // A rebuild parked on a spoke build in another region: Step Functions does not stop that build, the rule does.
     this.remoteBuilds?.stopBuildsOfEndedExecutions(rebuildEndedRule);

@@ -10,10 +10,38 @@ import { dependenciesFromEnvironment, HandlerDependencies, publishingMetrics } f
 
 const logger = new Logger({ serviceName: 'patchline-record-build-failure' });
 
+const CAMPAIGN_ID = z.string().regex(/^c-[a-f0-9]{20}$/);
+const IMAGE = z.string().min(1).max(1000);
+
+/** The state machine's own failure path: the campaign, the image and the build's error. */
 export const RecordBuildFailureInputSchema = z.object({
-  campaignId: z.string().regex(/^c-[a-f0-9]{20}$/),
-  image: z.string().min(1).max(1000),
+  campaignId: CAMPAIGN_ID,
+  image: IMAGE,
   error: z.object({ Error: z.string().max(1000).optional(), Cause: z.string().optional() }).optional(),
+});
+
+/**
+ * A rebuild-image execution that ended without reaching its own failure path (RebuildEndedRule): aborted, timed out,
+ * or failed outside the Catch. Its input names the campaign and the image.
+ */
+export const RebuildEndedEventSchema = z.object({
+  'detail-type': z.literal('Step Functions Execution Status Change'),
+  detail: z.object({
+    name: z.string().regex(/^[A-Za-z0-9_-]{1,80}$/, 'not a Step Functions execution name'),
+    status: z.enum(['FAILED', 'ABORTED', 'TIMED_OUT']),
+    input: z
+      .string()
+      .nullish()
+      .transform((text, ctx) => {
+        try {
+          return JSON.parse(text ?? '') as unknown;
+        } catch {
+          ctx.addIssue({ code: 'custom', message: 'the execution input is not included or not JSON (inputDetails.included false?)' });
+          return z.NEVER;
+        }
+      })
+      .pipe(z.object({ campaignId: CAMPAIGN_ID, image: IMAGE })),
+  }),
 });
 
 export interface RecordBuildFailureResult {
@@ -36,7 +64,8 @@ export class MissingRebuildStarterError extends Error {
 }
 
 /**
- * A rebuild failed: the image is marked failed and every image below it that is still pending in the campaign is
+ * A rebuild failed — its build failed (the state machine's Catch), or its execution was aborted, timed out or failed
+ * outside that path (the "Step Functions Execution Status Change" event through RebuildEndedRule): the image is marked failed and every image below it that is still pending in the campaign is
  * skipped, with the reason; siblings go on. When the campaign was superseded while this build ran, the root's current
  * campaign had deferred its own rebuild of the image until this build ended: it is handed over now, as a successful
  * build's push would have (campaign-handover), so the image is not left pending there.
@@ -44,11 +73,15 @@ export class MissingRebuildStarterError extends Error {
 export function makeRecordBuildFailureHandler(deps: RecordBuildFailureDependencies): (event: unknown) => Promise<RecordBuildFailureResult> {
   const scope = deps.registryScope ?? RegistryScope.singleAccount();
   return async (event) => {
-    const parsed = RecordBuildFailureInputSchema.safeParse(event);
-    if (!parsed.success) throw new InvalidEventError('record-build-failure', describeIssues(parsed.error, event), { cause: parsed.error });
-    const { campaignId, image, error } = parsed.data;
-    const reason = `${error?.Error ?? 'build failed'}${error?.Cause ? `: ${error.Cause.slice(0, 500)}` : ''}`;
+    const failure = parseFailure(event);
+    const { campaignId, image, reason } = failure;
     const failed = await deps.campaigns.transition(campaignId, image, [MemberState.BUILDING, MemberState.PENDING], MemberState.FAILED, { reason });
+    if (!failed && failure.fromEndedExecution) {
+      // The execution's own failure path recorded it already (a FAILED status after BuildFailed), or the member had
+      // moved on (built, superseded): nothing of this execution is left to fail.
+      logger.info('rebuild ended; its member needs no failure record', { campaignId, image, reason });
+      return { skipped: [], handedOver: [] };
+    }
     await deps.campaigns.clearBuilding(image, campaignId);
     const skipped: string[] = [];
     for (const below of await deps.lineage.descendants(image)) {
@@ -66,6 +99,31 @@ export function makeRecordBuildFailureHandler(deps: RecordBuildFailureDependenci
     logger.warn('rebuild failed', { campaignId, image, reason, skipped: skipped.length, handedOverTo: handover.handedOverTo, handedOver: handover.handedOver.length });
     return { skipped, ...handover };
   };
+}
+
+interface Failure {
+  readonly campaignId: string;
+  readonly image: string;
+  readonly reason: string;
+  /** From RebuildEndedRule rather than the state machine's own Catch. */
+  readonly fromEndedExecution: boolean;
+}
+
+function parseFailure(event: unknown): Failure {
+  const ended = RebuildEndedEventSchema.safeParse(event);
+  if (ended.success) {
+    const { name, status, input } = ended.data.detail;
+    return { ...input, reason: `rebuild execution ${name} ended ${status}`, fromEndedExecution: true };
+  }
+  const parsed = RecordBuildFailureInputSchema.safeParse(event);
+  if (!parsed.success) {
+    // An ended-execution event is reported by its own schema's issues: they say which of its fields is wrong.
+    const looksEnded = typeof event === 'object' && event !== null && 'detail-type' in event;
+    const error = looksEnded ? ended.error : parsed.error;
+    throw new InvalidEventError('record-build-failure', describeIssues(error, event), { cause: error });
+  }
+  const { campaignId, image, error } = parsed.data;
+  return { campaignId, image, reason: `${error?.Error ?? 'build failed'}${error?.Cause ? `: ${error.Cause.slice(0, 500)}` : ''}`, fromEndedExecution: false };
 }
 
 async function handOver(deps: HandlerDependencies, campaignId: string, image: string, scope: RegistryScope): Promise<Pick<RecordBuildFailureResult, 'handedOver' | 'handedOverTo'>> {

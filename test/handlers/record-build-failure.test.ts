@@ -11,7 +11,7 @@ import { CampaignStore } from '../../lambdas/store/campaign-store';
 import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
-import { digestOf, projectConfig, projectTemplate, pushEvent } from '../support/template';
+import { digestOf, projectConfig, projectTemplate, pushEvent, sampleEvent } from '../support/template';
 
 const node = (image: string, parents: string[]): ImageNode => ({
   image,
@@ -124,6 +124,60 @@ describe('Function: makeRecordBuildFailureHandler', () => {
 
   it('refuses an input without a campaign id', async () => {
     await expect(makeRecordBuildFailureHandler(deps)({ image: 'apps/a' })).rejects.toThrow(/record-build-failure/);
+  });
+
+  describe('an execution that ended without its own failure path (RebuildEndedRule)', () => {
+    /** The real "Step Functions Execution Status Change" sample with the status and the rebuild's input put in. */
+    const ended = (status: string, input: unknown, name = 'rebuild-apps-a'): Record<string, unknown> => {
+      const event = structuredClone(sampleEvent(`awsdocs-aws-step-functions-developer-guide@3d6752c1__doc_source__cw-events.md__sfn-execution-status-change-${status}.json`)) as Record<string, any>;
+      event.detail.name = name;
+      event.detail.input = input === undefined ? null : JSON.stringify(input);
+      return event;
+    };
+
+    it.each(['ABORTED', 'TIMED_OUT'])('fails a building member of a %s execution with the reason and skips its subtree', async (status) => {
+      await deps.campaigns.transition(newer, 'apps/a', [MemberState.PENDING], MemberState.BUILDING);
+      const result = await makeRecordBuildFailureHandler(deps)(ended(status, { campaignId: newer, image: 'apps/a', baseImage: 'x' }));
+      expect(result).toEqual({ skipped: ['apps/b'], handedOver: [] });
+      const states = await deps.campaigns.memberStates(newer, ['apps/a', 'apps/b', 'apps/c']);
+      expect(states.get('apps/a')).toMatchObject({ state: MemberState.FAILED, reason: `rebuild execution rebuild-apps-a ended ${status}` });
+      expect(states.get('apps/b')).toMatchObject({ state: MemberState.SKIPPED, reason: expect.stringContaining(`apps/a failed to build (rebuild execution rebuild-apps-a ended ${status})`) });
+      expect(states.get('apps/c')?.state).toBe(MemberState.PENDING);
+      expect(metrics.total(PatchlineMetric.REBUILDS_FAILED)).toBe(1);
+    });
+
+    it('fails a member still waiting for its slot (pending) when its execution is aborted', async () => {
+      await makeRecordBuildFailureHandler(deps)(ended('ABORTED', { campaignId: newer, image: 'apps/c' }));
+      expect((await deps.campaigns.memberStates(newer, ['apps/c'])).get('apps/c')?.state).toBe(MemberState.FAILED);
+    });
+
+    it('changes nothing for a FAILED execution whose own failure path recorded it, nor hands it over again', async () => {
+      const handler = makeRecordBuildFailureHandler(deps);
+      await handler({ campaignId: older, image: 'apps/a', error: { Error: 'States.TaskFailed' } });
+      expect(started).toHaveLength(1);
+      const result = await handler(ended('FAILED', { campaignId: older, image: 'apps/a' }));
+      expect(result).toEqual({ skipped: [], handedOver: [] });
+      expect(started).toHaveLength(1);
+      expect((await deps.campaigns.memberStates(older, ['apps/a'])).get('apps/a')?.reason).toBe('States.TaskFailed');
+      expect(metrics.total(PatchlineMetric.REBUILDS_FAILED)).toBe(1);
+    });
+
+    it('changes nothing for a member that was built before its execution failed', async () => {
+      await deps.campaigns.transition(newer, 'apps/c', [MemberState.PENDING], MemberState.BUILDING);
+      await deps.campaigns.transition(newer, 'apps/c', [MemberState.BUILDING], MemberState.BUILT);
+      await makeRecordBuildFailureHandler(deps)(ended('FAILED', { campaignId: newer, image: 'apps/c' }));
+      expect((await deps.campaigns.memberStates(newer, ['apps/c'])).get('apps/c')?.state).toBe(MemberState.BUILT);
+    });
+
+    it.each<[string, unknown, RegExp]>([
+      ['an input that was not included', undefined, /not included or not JSON/],
+      ['an input without a campaign', { image: 'apps/a' }, /campaignId/],
+      ['a SUCCEEDED status', 'succeeded', /status/],
+    ])('refuses %s, naming the field', async (_name, input, message) => {
+      const event = input === 'succeeded' ? ended('SUCCEEDED', { campaignId: newer, image: 'apps/a' }) : ended('ABORTED', input);
+      await expect(makeRecordBuildFailureHandler(deps)(event)).rejects.toThrow(message);
+      expect((await deps.campaigns.memberStates(newer, ['apps/a'])).get('apps/a')?.state).toBe(MemberState.PENDING);
+    });
   });
 });
 

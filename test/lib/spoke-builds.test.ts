@@ -177,15 +177,16 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
     expect(prefixes.filter((p) => generated.startsWith(p))).toEqual([`${stack.stackName}-${functionId}Role`]);
   });
 
-  it('sends the ended rebuilds\u2019 status changes to stop-remote-build too, beside release-slot, with a DLQ and retries', () => {
+  it('sends the ended rebuilds\u2019 status changes to stop-remote-build too, beside release-slot and record-build-failure, with a DLQ and retries', () => {
     const stopFn = Object.keys(template.findResources('AWS::Lambda::Function')).find((id) => id.startsWith('StopRemoteBuildFunction'))!;
     const releaseFn = Object.keys(template.findResources('AWS::Lambda::Function')).find((id) => id.startsWith('ReleaseSlotFunction'))!;
+    const recordFailureFn = Object.keys(template.findResources('AWS::Lambda::Function')).find((id) => id.startsWith('RecordBuildFailureFunction'))!;
     const rules = Object.values(template.findResources('AWS::Events::Rule')) as Array<{ Properties: { EventPattern: Record<string, unknown>; Targets: Array<{ Arn: unknown; DeadLetterConfig?: unknown; RetryPolicy?: unknown }> } }>;
     const ended = rules.filter((r) => JSON.stringify(r.Properties.EventPattern).includes('Step Functions Execution Status Change'));
     expect(ended).toHaveLength(1);
     expect(ended[0].Properties.EventPattern.detail).toEqual(expect.objectContaining({ status: ['FAILED', 'ABORTED', 'TIMED_OUT'] }));
-    expect(ended[0].Properties.Targets.map((t) => t.Arn)).toEqual([{ 'Fn::GetAtt': [releaseFn, 'Arn'] }, { 'Fn::GetAtt': [stopFn, 'Arn'] }]);
-    expect(ended[0].Properties.Targets[1]).toEqual(expect.objectContaining({ DeadLetterConfig: expect.anything(), RetryPolicy: { MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 8 } }));
+    expect(ended[0].Properties.Targets.map((t) => t.Arn)).toEqual([{ 'Fn::GetAtt': [releaseFn, 'Arn'] }, { 'Fn::GetAtt': [recordFailureFn, 'Arn'] }, { 'Fn::GetAtt': [stopFn, 'Arn'] }]);
+    expect(ended[0].Properties.Targets[2]).toEqual(expect.objectContaining({ DeadLetterConfig: expect.anything(), RetryPolicy: { MaximumEventAgeInSeconds: 86400, MaximumRetryAttempts: 8 } }));
     // Only with a spoke outside the hub region: elsewhere there is no remote build to stop.
     expect(Object.keys(hub(sameRegionConfig()).template.findResources('AWS::Lambda::Function')).some((id) => id.startsWith('StopRemoteBuildFunction'))).toBe(false);
   });

@@ -241,6 +241,39 @@ describe('Class: LocalRuntime (campaign rules)', () => {
     });
   });
 
+  describe('Rule: aborted rebuilds', () => {
+    it('fails the member of a rebuild aborted while it waits for a slot, skips its subtree, and the siblings go on', async () => {
+      // R → A → B and R → C → D, one slot: one of A and C builds while the other waits in AcquireSlot.
+      const lineage = [...CHAIN, node('apps/d', ['apps/c'])];
+      const config = projectConfig();
+      runtime = await start(lineage, parseConfig({ ...config, rebuild: { ...config.rebuild, concurrency: 1, settleWindowSeconds: 0 } }), { buildMillis: 1500 });
+      runtime.send(pushEvent('enterprise/os', digestOf('os-aborted')));
+      const quiet = runtime.runUntilQuiet();
+      let parked: { arn: string; name: string; input: unknown } | undefined;
+      await until(async () => {
+        const { waiters, holders } = await runtime!.semaphoreState();
+        if (waiters === 0) return false;
+        parked = runtime!.stepFunctions.allExecutions.find((e) => e.stateMachine.endsWith('rebuild-image') && e.status === 'RUNNING' && !holders.includes(e.name));
+        return parked !== undefined;
+      }, 'a rebuild parked in AcquireSlot');
+      const { image, campaignId: campaign } = parked!.input as { image: string; campaignId: string };
+      const child = image === 'apps/a' ? 'apps/b' : 'apps/d';
+      const sibling = image === 'apps/a' ? 'apps/c' : 'apps/a';
+      expect(runtime.stepFunctions.stopExecution(parked!.arn)).toBe(true);
+      await quiet;
+
+      expect(runtime.stepFunctions.allExecutions.find((e) => e.arn === parked!.arn)?.status).toBe('ABORTED');
+      const members = new Map((await runtime.deps.campaigns.members(campaign)).map((m) => [m.image, m]));
+      expect(members.get(image)).toMatchObject({ state: 'failed', reason: `rebuild execution ${parked!.name} ended ABORTED` });
+      expect(members.get(child)).toMatchObject({ state: 'skipped', reason: expect.stringContaining(`${image} failed to build`) });
+      expect(members.get(sibling)?.state).toBe('built');
+      // Its build never started; the queue entry went with the release (RebuildEndedRule → release-slot).
+      expect(runtime.codebuild.builds.map((b) => b.image)).not.toContain(image);
+      await expectSlotsReturned(runtime, 1);
+      expect(runtime.result().deadLetters).toEqual([]);
+    });
+  });
+
   describe('Rule: estimates from recorded builds', () => {
     it('records each rebuild duration and prioritizes the next campaign from them', async () => {
       runtime = await start(CHAIN, withSettle(0), { buildMillis: 30 });
