@@ -4,7 +4,7 @@ import { LocalRuntime } from '../../../cli/local/local-runtime';
 import { parseConfig, PatchlineConfig } from '../../../lambdas/domain/config';
 import { ImageNode } from '../../../lambdas/domain/lineage';
 import { hubAccessRoleArn, registryHost } from '../../../lambdas/domain/registry-scope';
-import { digestFor, findingEvent, SEED_CVE } from '../../support/finding-events';
+import { digestFor, findingEventIn, SEED_CVE } from '../../support/finding-events';
 import { REPO_ROOT } from '../../support/template';
 
 const HUB = { account: '111111111111', region: 'eu-west-1' };
@@ -27,23 +27,6 @@ function lineage(): ImageNode[] {
   ];
 }
 
-/** The real Inspector2 sample (see findingEvent), as reported by the Inspector of `where`. */
-function findingIn(where: { account: string; region: string }, change: Parameters<typeof findingEvent>[0]): Record<string, any> {
-  const event = findingEvent(change);
-  const rewrite = (arn: string): string => arn.replace(/:us-east-2:123456789012:/, `:${where.region}:${where.account}:`);
-  event.account = where.account;
-  event.region = where.region;
-  event.resources = event.resources.map(rewrite);
-  event.detail.awsAccountId = where.account;
-  event.detail.findingArn = rewrite(event.detail.findingArn);
-  for (const resource of event.detail.resources) {
-    resource.id = rewrite(resource.id);
-    if (resource.region) resource.region = where.region;
-    if (resource.details.awsEcrContainerImage.registry) resource.details.awsEcrContainerImage.registry = where.account;
-  }
-  return event;
-}
-
 describe('Class: LocalRuntime (organization findings)', () => {
   let runtime: LocalRuntime | undefined;
   afterEach(async () => {
@@ -57,10 +40,10 @@ describe('Class: LocalRuntime (organization findings)', () => {
       runtime = await LocalRuntime.start({ config: config(), lineage: lineage() });
       // The platform image was scanned in the hub without the team's CVE (a low one only, below the threshold): the
       // team image's own packages are the origin.
-      runtime.send(findingIn(HUB, { repository: 'enterprise/python-311', digest: digestFor('enterprise-scanned'), vulnerabilityId: 'CVE-2024-0001', severity: 'LOW', packageName: 'zlib' }));
+      runtime.send(findingEventIn(HUB, { repository: 'enterprise/python-311', digest: digestFor('enterprise-scanned'), vulnerabilityId: 'CVE-2024-0001', severity: 'LOW', packageName: 'zlib' }));
       await runtime.runUntilQuiet();
       expect(runtime.codebuild.builds).toEqual([]);
-      runtime.send(findingIn(PAYMENTS, { repository: 'apps/payments-api', digest }));
+      runtime.send(findingEventIn(PAYMENTS, { repository: 'apps/payments-api', digest }));
       await runtime.runUntilQuiet();
 
       const result = runtime.result();
