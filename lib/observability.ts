@@ -8,11 +8,13 @@ import * as subscriptions from 'aws-cdk-lib/aws-sns-subscriptions';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { Construct, IConstruct } from 'constructs';
+import { AlertKind } from '../lambdas/domain/alert';
 import { PatchlineConfig } from '../lambdas/domain/config';
 
 // The metric names and namespace are the handlers' (lambdas/domain/patchline-metric.ts): one definition for both sides.
 export { PATCHLINE_METRICS_NAMESPACE, PatchlineMetric } from '../lambdas/domain/patchline-metric';
-import { PATCHLINE_METRICS_NAMESPACE, PatchlineMetric } from '../lambdas/domain/patchline-metric';
+import { MetricDimension, PATCHLINE_METRICS_NAMESPACE, PatchlineMetric } from '../lambdas/domain/patchline-metric';
+import { RELEASE_ALERT_CLAIM_FUNCTION_ID, RELEASE_ALERT_CLAIM_HANDLER } from './workflow-steps';
 
 /** What each alarm watches: docs/runbook.md has one section per kind. */
 export const AlarmKind = {
@@ -21,6 +23,7 @@ export const AlarmKind = {
   EXECUTIONS_THROTTLED: 'ExecutionsThrottled',
   FUNCTION_THROTTLED: 'FunctionThrottled',
   BUILDS_FAILED: 'BuildsFailed',
+  ALERTS_UNDELIVERED: 'AlertsUndelivered',
 } as const;
 export type AlarmKind = (typeof AlarmKind)[keyof typeof AlarmKind];
 
@@ -42,7 +45,8 @@ export interface PatchlineObservabilityProps {
 
 /**
  * Operations view of Patchline: an encrypted ops topic, alarms on dead letters, failed and throttled executions,
- * throttled functions and failed CodeBuild builds, and a dashboard of campaigns, open findings and alerts.
+ * throttled functions, failed CodeBuild builds and undelivered alerts, and a dashboard of campaigns, open findings and
+ * alerts.
  * Instantiate it last in the stack: by default it covers every queue, state machine and function defined before it.
  */
 export class PatchlineObservability extends Construct {
@@ -101,6 +105,10 @@ export class PatchlineObservability extends Construct {
     if (exact.length < props.config.rebuild.projects.length) {
       alarm(AlarmKind.BUILDS_FAILED, 'Account', codeBuildFailedBuilds({}), 'CodeBuild builds failed in this account and region (rebuild projects are configured by prefix).');
     }
+    // Where alerts are published, release-alert-claim counts those SNS refused for good.
+    if (stack.node.tryFindChild(RELEASE_ALERT_CLAIM_FUNCTION_ID)) {
+      alarm(AlarmKind.ALERTS_UNDELIVERED, 'AllKinds', alertsUndelivered(), 'SNS refused alerts after the retries: they are in the dead-letter queue, their claims given back.');
+    }
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
       dashboardName: `${stack.stackName}-operations`,
@@ -141,10 +149,37 @@ export class PatchlineObservability extends Construct {
       }),
     );
     this.dashboard.addWidgets(
-      new cloudwatch.GraphWidget({ title: 'Alerts sent by kind', left: [search(PatchlineMetric.ALERTS_SENT, 'Sum')], width: 12 }),
-      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 12 }),
+      new cloudwatch.GraphWidget({ title: 'Alerts sent by kind', left: [search(PatchlineMetric.ALERTS_SENT, 'Sum')], width: 8 }),
+      // AlertsSent counts claimed alerts; AlertsSent − AlertsUndelivered is what reached SNS.
+      new cloudwatch.GraphWidget({ title: 'Alerts undelivered by kind', left: [search(PatchlineMetric.ALERTS_UNDELIVERED, 'Sum')], width: 8 }),
+      new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8 }),
     );
   }
+}
+
+/**
+ * AlertsUndelivered of every kind, as release-alert-claim emits it (Powertools adds `service`): an alarm cannot SEARCH,
+ * so the per-kind series are named and summed (SUM ignores a kind without data).
+ */
+function alertsUndelivered(): cloudwatch.MathExpression {
+  const kinds = Object.values(AlertKind);
+  return new cloudwatch.MathExpression({
+    expression: `SUM([${kinds.map((_, i) => `k${i}`).join(', ')}])`,
+    usingMetrics: Object.fromEntries(
+      kinds.map((kind, i) => [
+        `k${i}`,
+        new cloudwatch.Metric({
+          namespace: PATCHLINE_METRICS_NAMESPACE,
+          metricName: PatchlineMetric.ALERTS_UNDELIVERED,
+          dimensionsMap: { service: `patchline-${RELEASE_ALERT_CLAIM_HANDLER}`, [MetricDimension.KIND]: kind },
+          statistic: cloudwatch.Stats.SUM,
+          period: Duration.minutes(5),
+        }),
+      ]),
+    ),
+    label: 'Alerts undelivered',
+    period: Duration.minutes(5),
+  });
 }
 
 function codeBuildFailedBuilds(dimensionsMap: Record<string, string>): cloudwatch.Metric {

@@ -40,6 +40,8 @@ export function deadLetterState(scope: Construct, prefix: string, queue: sqs.IQu
 
 /** Construct id, in the stack, of the one release-alert-claim function every alert-publishing workflow shares. */
 export const RELEASE_ALERT_CLAIM_FUNCTION_ID = 'ReleaseAlertClaimFunction';
+/** Its handler file: the `service` dimension of its metrics is `patchline-<handler>` (the ops alarm on AlertsUndelivered). */
+export const RELEASE_ALERT_CLAIM_HANDLER = 'release-alert-claim';
 
 /** The error an execution ends with when one of its alerts was dead-lettered (see `failIfAlertsUndelivered`). */
 export const ALERTS_UNDELIVERED_ERROR = 'AlertsUndelivered';
@@ -84,7 +86,7 @@ function releaseAlertClaimFunction(scope: Construct, props: PublishAlertsProps):
   const existing = stack.node.tryFindChild(RELEASE_ALERT_CLAIM_FUNCTION_ID);
   if (existing) return existing as lambda.IFunction;
   const fn = new PatchlineFunction(stack, RELEASE_ALERT_CLAIM_FUNCTION_ID, {
-    handler: 'release-alert-claim',
+    handler: RELEASE_ALERT_CLAIM_HANDLER,
     deadLetterQueue: props.deadLetterQueue,
     environment: { TABLE_NAME: props.claims.table.tableName, ALERT_DEDUP_SECONDS: String(props.claims.dedupSeconds) },
   });

@@ -150,8 +150,9 @@ export class LocalScanners implements RescanServices {
       repositories: props.config.repositories,
       scanningMode: props.config.scanning.mode,
       maxScanAgeDays: DEFAULT_MAX_SCAN_AGE_DAYS,
-      account: LOCAL_ACCOUNT,
-      region: LOCAL_REGION,
+      // The registry the rescan reads is the hub's (ECR_ACCOUNT/AWS_REGION of the hub stack in AWS).
+      account: props.config.organization?.hub.account ?? LOCAL_ACCOUNT,
+      region: props.config.organization?.hub.region ?? LOCAL_REGION,
     };
   }
 }

@@ -14,6 +14,7 @@ export const PatchlineMetric = {
   OPEN_FINDINGS: 'OpenFindings',
   TIME_TO_REMEDIATE: 'TimeToRemediate',
   ALERTS_SENT: 'AlertsSent',
+  ALERTS_UNDELIVERED: 'AlertsUndelivered',
 } as const;
 export type PatchlineMetric = (typeof PatchlineMetric)[keyof typeof PatchlineMetric];
 

@@ -50,7 +50,7 @@ export interface MetricsSink {
 }
 
 /** The Lambda entry point of a handler: its metrics are published when it returns or throws. */
-export function publishingMetrics<R>(deps: HandlerDependencies, handler: (event: unknown) => Promise<R>): (event: unknown) => Promise<R> {
+export function publishingMetrics<R>(deps: Pick<HandlerDependencies, 'metrics'>, handler: (event: unknown) => Promise<R>): (event: unknown) => Promise<R> {
   return async (event) => {
     try {
       return await handler(event);

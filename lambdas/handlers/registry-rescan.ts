@@ -147,7 +147,10 @@ async function rescanRepository(
       else skipped[decision === ScanDecision.SCAN ? ScanDecision.DAILY_LIMIT : decision] = (skipped[decision] ?? 0) + 1;
     }
   } else {
-    const fresh = await services.inspector.all(repository);
+    const listing = await services.inspector.all(repository);
+    // A delegated-administrator Inspector2 also lists the same-named repositories of member accounts: those findings
+    // are of other images (a spoke's arrive as its forwarded events), not to be reconciled against this registry.
+    const fresh = { ...listing, findings: listing.findings.filter((f) => keyOfFinding(deps.registryScope, f) === key) };
     counts.refused = fresh.refused;
     // Findings are keyed by the image; the filter drops records this repository got from a same-named spoke
     // repository before findings were keyed by registry (those are not reconciled against this registry).

@@ -1,9 +1,11 @@
 import { GetCommand, DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { AlertKind, alertDedupKey } from '../../lambdas/domain/alert';
 import { InvalidEventError } from '../../lambdas/domain/ecr-push-event';
+import { MetricDimension, PatchlineMetric } from '../../lambdas/domain/patchline-metric';
 import { MissingAlertDedupError } from '../../lambdas/handlers/publishable-alerts';
 import { makeReleaseAlertClaimHandler } from '../../lambdas/handlers/release-alert-claim';
 import { AlertDedupStore, alertClaimReceipt } from '../../lambdas/store/finding-store';
+import { LocalMetrics } from '../../cli/local/local-metrics';
 import { startTestTable } from '../support/dynamodb';
 import { SEED_CVE } from '../support/finding-events';
 
@@ -33,6 +35,55 @@ describe('Function: makeReleaseAlertClaimHandler', () => {
     const doc = DynamoDBDocumentClient.from(emulator.client);
     const key = { pk: `ALERT#${alertDedupKey(DIGEST, SEED_CVE, AlertKind.REBUILD_STARTED)}`, sk: 'ALERT' };
     expect((await doc.send(new GetCommand({ TableName: emulator.tableName, Key: key, ConsistentRead: true }))).Item).toBeUndefined();
+  });
+
+  describe('Metric: AlertsUndelivered', () => {
+    const undelivered = (kind: string) => ({ name: PatchlineMetric.ALERTS_UNDELIVERED, unit: 'Count', value: 1, dimensions: { [MetricDimension.KIND]: kind } });
+
+    it('counts each alert whose claim it gives back once, by kind', async () => {
+      const metrics = new LocalMetrics();
+      const release = makeReleaseAlertClaimHandler({ alertDedup, metrics });
+      const digest = `sha256:${'a'.repeat(64)}`;
+      const rebuild = { ...CLAIM, digest };
+      const upstream = { ...CLAIM, digest, kind: AlertKind.UPSTREAM_VULNERABLE };
+      const expired = { ...CLAIM, digest, kind: AlertKind.EXCEPTION_EXPIRED, severity: 'CRITICAL' as const };
+      for (const claim of [rebuild, upstream, expired]) expect(await alertDedup.claim(claim, NOW)).toBe(true);
+
+      for (const claim of [rebuild, upstream, expired]) expect(await release(alertClaimReceipt(claim, NOW))).toEqual({ released: true });
+
+      expect(metrics.of(PatchlineMetric.ALERTS_UNDELIVERED)).toEqual([
+        undelivered(AlertKind.REBUILD_STARTED),
+        undelivered(AlertKind.UPSTREAM_VULNERABLE),
+        undelivered(AlertKind.EXCEPTION_EXPIRED),
+      ]);
+      expect(metrics.recorded).toHaveLength(3);
+    });
+
+    it('does not count a release that finds no claim: a retried invocation, or a newer claim holding the record', async () => {
+      const metrics = new LocalMetrics();
+      const release = makeReleaseAlertClaimHandler({ alertDedup, metrics });
+      const claim = { ...CLAIM, digest: `sha256:${'b'.repeat(64)}` };
+      expect(await alertDedup.claim(claim, NOW)).toBe(true);
+      const receipt = alertClaimReceipt(claim, NOW);
+      expect(await release(receipt)).toEqual({ released: true });
+      // The state machine retried the invocation: the alert is counted once.
+      expect(await release(receipt)).toEqual({ released: false });
+      expect(metrics.total(PatchlineMetric.ALERTS_UNDELIVERED)).toBe(1);
+
+      // An escalation claimed the same identity since: its record stays and nothing is counted for the stale receipt.
+      const later = new Date(NOW.getTime() + 60_000);
+      expect(await alertDedup.claim(claim, NOW)).toBe(true);
+      expect(await alertDedup.claim({ ...claim, severity: 'CRITICAL' }, later)).toBe(true);
+      expect(await release(alertClaimReceipt(claim, NOW))).toEqual({ released: false });
+      expect(metrics.total(PatchlineMetric.ALERTS_UNDELIVERED)).toBe(1);
+    });
+
+    it('counts nothing when it refuses the receipt', async () => {
+      const metrics = new LocalMetrics();
+      await expect(makeReleaseAlertClaimHandler({ alertDedup, metrics })({ ...CLAIM })).rejects.toThrow(InvalidEventError);
+      await expect(makeReleaseAlertClaimHandler({ metrics })(alertClaimReceipt(CLAIM, NOW))).rejects.toThrow(MissingAlertDedupError);
+      expect(metrics.recorded).toEqual([]);
+    });
   });
 
   it.each([

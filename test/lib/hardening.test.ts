@@ -2,6 +2,7 @@ import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { readFileSync } from 'fs';
 import { join } from 'path';
+import { AlertKind } from '../../lambdas/domain/alert';
 import { PatchlineConfig } from '../../lambdas/domain/config';
 import { AlarmKind, PatchlineMetric, PatchlineObservability } from '../../lib/observability';
 import { readConfigFile } from '../../lib/patchline-app';
@@ -175,6 +176,31 @@ describe('Class: PatchlineStack', () => {
       expect(alarmOn('AWS/CodeBuild', 'FailedBuilds', [])).toHaveLength(1);
     });
 
+    it('alarms on alerts SNS refused for good, every kind of release-alert-claim\'s AlertsUndelivered summed', () => {
+      const undelivered = alarms.filter((a) => JSON.stringify(a.Metrics ?? []).includes(PatchlineMetric.ALERTS_UNDELIVERED));
+      expect(undelivered).toHaveLength(1);
+      const [alarm] = undelivered;
+      expect(alarm).toMatchObject({ Threshold: 0, ComparisonOperator: 'GreaterThanThreshold', TreatMissingData: 'notBreaching', AlarmActions: [{ Ref: opsTopicId }] });
+      expect(alarm.AlarmDescription).toMatch(/docs\/runbook\.md#alertsundelivered$/);
+      const metrics = alarm.Metrics as Array<{ Id: string; Expression?: string; ReturnData?: boolean; MetricStat?: { Metric: { Namespace: string; MetricName: string; Dimensions: unknown[] }; Stat: string } }>;
+      const kinds = Object.values(AlertKind);
+      expect(metrics.find((m) => m.Expression)).toMatchObject({ Expression: `SUM([${kinds.map((_, i) => `k${i}`).join(', ')}])` });
+      expect(metrics.filter((m) => m.MetricStat).map((m) => m.MetricStat)).toEqual(
+        kinds.map((kind) => ({
+          Metric: {
+            Namespace: 'Patchline',
+            MetricName: PatchlineMetric.ALERTS_UNDELIVERED,
+            Dimensions: expect.arrayContaining([
+              { Name: 'service', Value: 'patchline-release-alert-claim' },
+              { Name: 'Kind', Value: kind },
+            ]),
+          },
+          Period: 300,
+          Stat: 'Sum',
+        })),
+      );
+    });
+
     it('sends every alarm to the ops topic, with its runbook section', () => {
       expect(alarms.length).toBeGreaterThan(0);
       for (const alarm of alarms) {
@@ -195,6 +221,7 @@ describe('Class: PatchlineStack', () => {
       ['high findings by owner', 'Open HIGH findings by owner', PatchlineMetric.OPEN_FINDINGS],
       ['time to remediate', 'Time to remediate', PatchlineMetric.TIME_TO_REMEDIATE],
       ['alerts sent', 'Alerts sent by kind', PatchlineMetric.ALERTS_SENT],
+      ['alerts undelivered', 'Alerts undelivered by kind', PatchlineMetric.ALERTS_UNDELIVERED],
     ])('shows %s from the Patchline namespace', (_what, title, metric) => {
       expect(body).toContain(title);
       expect(body).toContain(`Namespace=\\\\\\"Patchline\\\\\\" MetricName=\\\\\\"${metric}\\\\\\"`);

@@ -2,6 +2,7 @@ import { join } from 'path';
 import { loadLineage } from '../../../cli/input-files';
 import { LocalRuntime } from '../../../cli/local/local-runtime';
 import { AlertKind } from '../../../lambdas/domain/alert';
+import { MetricDimension, PatchlineMetric } from '../../../lambdas/domain/patchline-metric';
 import { findingEvent, SEED_CVE } from '../../support/finding-events';
 import { projectConfig, projectTemplate, REPO_ROOT } from '../../support/template';
 
@@ -42,6 +43,8 @@ describe('Function: publishAlerts (finding-received workflow, run locally from t
     expect(execution.status).toBe('SUCCEEDED');
     expect(execution.states).toContain('AlertsDelivered');
     expect(execution.states).not.toContain('PublishAlertReleaseClaim');
+    expect(runtime.metrics.total(PatchlineMetric.ALERTS_SENT, { [MetricDimension.KIND]: ALERT.kind })).toBe(1);
+    expect(runtime.metrics.of(PatchlineMetric.ALERTS_UNDELIVERED)).toEqual([]);
   });
 
   it('fails when SNS refuses every attempt: gives the claim back, dead-letters the alert with the reason, still starts the rebuilds', async () => {
@@ -71,6 +74,9 @@ describe('Function: publishAlerts (finding-received workflow, run locally from t
     });
     // What `patchline simulate` reports: the undelivered alert is the dead letter to replay.
     expect(runtime.result().deadLetters).toEqual([{ reason: letter.reason, event: letter.alert }]);
+    // Counted sent when claimed, undelivered when its claim was given back: sent − undelivered reached SNS (none).
+    expect(runtime.metrics.of(PatchlineMetric.ALERTS_UNDELIVERED)).toEqual([{ name: PatchlineMetric.ALERTS_UNDELIVERED, unit: 'Count', value: 1, dimensions: { [MetricDimension.KIND]: ALERT.kind } }]);
+    expect(runtime.metrics.total(PatchlineMetric.ALERTS_SENT) - runtime.metrics.total(PatchlineMetric.ALERTS_UNDELIVERED)).toBe(runtime.sns.published.length);
   });
 
   it('alerts again when the finding is re-delivered after an undelivered alert, and then deduplicates as before', async () => {
@@ -91,5 +97,8 @@ describe('Function: publishAlerts (finding-received workflow, run locally from t
     await runtime.runUntilQuiet();
     expect(runtime.result().alerts).toEqual([ALERT]);
     expect(findingExecutions(runtime).map((e) => e.status)).toEqual(['FAILED', 'SUCCEEDED', 'SUCCEEDED']);
+    expect(runtime.metrics.total(PatchlineMetric.ALERTS_SENT, { [MetricDimension.KIND]: ALERT.kind })).toBe(2);
+    expect(runtime.metrics.total(PatchlineMetric.ALERTS_UNDELIVERED, { [MetricDimension.KIND]: ALERT.kind })).toBe(1);
+    expect(runtime.metrics.total(PatchlineMetric.ALERTS_SENT) - runtime.metrics.total(PatchlineMetric.ALERTS_UNDELIVERED)).toBe(runtime.sns.published.length);
   });
 });
