@@ -5,6 +5,7 @@ import * as kms from 'aws-cdk-lib/aws-kms';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import { Construct } from 'constructs';
 import { PatchlineConfig } from '../lambdas/domain/config';
+import { RegistryScope } from '../lambdas/domain/registry-scope';
 import { bindRegistryScope } from './spoke-builds';
 import { DEFAULT_BUILD_PROJECT_TAG_KEY, DEFAULT_OWNER_TAG_KEY } from '../lambdas/domain/learned-lineage';
 import { PatchlineFunction } from './patchline-function';
@@ -12,6 +13,18 @@ import { grantTableData } from './table-access';
 
 /** What learn-lineage calls on ECR: the pushed manifest, its config blob, the repository's tags. Nothing else. */
 export const ECR_DISCOVERY_ACTIONS = ['ecr:BatchGetImage', 'ecr:GetDownloadUrlForLayer', 'ecr:ListTagsForResource'] as const;
+
+/**
+ * Construct id of LineageDiscovery, directly in the stack: its function's role (PatchlineFunction puts it beside the
+ * function, `<id>Role`) is named `<stack>-LineageDiscoveryFunctionRole<hash>-<suffix>`, which the spokes' hub-access
+ * roles trust by prefix. A deeper path would lengthen the logical id and CloudFormation would truncate the name.
+ */
+export const LINEAGE_DISCOVERY_ID = 'LineageDiscovery';
+
+/** The role-name prefix of the learn-lineage function in hub stack `hubStackName` (for ArnLike trust conditions). */
+export function learnLineageRolePrefix(hubStackName: string): string {
+  return `${hubStackName}-${LINEAGE_DISCOVERY_ID}FunctionRole`;
+}
 
 /**
  * learn-lineage's errors that a retry clears: another lineage writer held the write lease past the wait budget, or
@@ -40,7 +53,8 @@ const TAG_KEY = /^[\p{L}\p{Z}\p{N}_.:/=+\-@]{1,128}$/u;
 
 /**
  * The learn-lineage function: on every push it reads the image's declared base from ECR and stores it in the lineage.
- * Its ECR access is scoped to the configured repositories (`apps/*` → `repository/apps/*`).
+ * Its ECR access is scoped to the configured repositories (`apps/*` → `repository/apps/*`); a spoke's registry it reads
+ * through that spoke's PatchlineHubAccess-<region> role, the only roles it may assume.
  */
 export class LineageDiscovery extends Construct {
   public readonly function: PatchlineFunction;
@@ -70,6 +84,14 @@ export class LineageDiscovery extends Construct {
     bindRegistryScope(this.function, props.config);
     grantTableData(props.table, props.tableKey, this.function);
     this.grantRepositoryRead(props.config.repositories);
+    this.grantSpokeRegistryRead(props.config);
+  }
+
+  /** sts:AssumeRole on exactly the configured spokes' hub-access roles (their policies scope the ECR reads there). */
+  private grantSpokeRegistryRead(config: PatchlineConfig): void {
+    const roles = RegistryScope.forOrganization(config.organization).hubAccessRoleArns();
+    if (roles.length === 0) return;
+    this.function.addToRolePolicy(new iam.PolicyStatement({ sid: 'ReadSpokeRegistries', actions: ['sts:AssumeRole'], resources: roles }));
   }
 
   private grantRepositoryRead(repositories: readonly string[]): void {

@@ -17,7 +17,7 @@ import { KeyPrefix, TableKeys } from '../lambdas/store/table';
 import { FINDING_WORKFLOW_ID, FindingWorkflow } from './finding-workflow';
 import { PatchlineObservability } from './observability';
 import { HubEventBus } from './hub-event-bus';
-import { LINEAGE_WRITER_RETRY_ERRORS, LineageDiscovery } from './lineage-discovery';
+import { LINEAGE_DISCOVERY_ID, LINEAGE_WRITER_RETRY_ERRORS, LineageDiscovery } from './lineage-discovery';
 import { PatchlineFunction } from './patchline-function';
 import { RemoteBuilds } from './remote-builds';
 import { RESCAN_WORKFLOW_ID, RescanWorkflow } from './rescan-workflow';
@@ -197,7 +197,7 @@ export class PatchlineStack extends Stack {
     const deadLetter = deadLetterState(this, 'ImagePushed', this.deadLetterQueue);
     // First, so a child learned from this push is in the lineage; a failure is recorded in $.learned and the cascade
     // goes on. Only an invalid event is dead-lettered (DecideRebuilds would refuse it too).
-    const discovery = new LineageDiscovery(this, 'LineageDiscovery', { config, table: this.table, tableKey: this.key, deadLetterQueue: this.deadLetterQueue, ...config.discovery });
+    const discovery = new LineageDiscovery(this, LINEAGE_DISCOVERY_ID, { config, table: this.table, tableKey: this.key, deadLetterQueue: this.deadLetterQueue, ...config.discovery });
     const learn = new tasks.LambdaInvoke(this, 'LearnLineage', {
       lambdaFunction: discovery.function,
       payloadResponseOnly: true,

@@ -7,6 +7,7 @@ import { Construct } from 'constructs';
 import { PatchlineConfig } from '../lambdas/domain/config';
 import { hubAccessRoleName } from '../lambdas/domain/registry-scope';
 import { HUB_EVENT_BUS_NAME } from './hub-event-bus';
+import { learnLineageRolePrefix } from './lineage-discovery';
 import { repositoryFilter } from './patchline-stack';
 import { startRemoteBuildRolePrefix, stopRemoteBuildRolePrefix } from './remote-builds';
 
@@ -24,8 +25,11 @@ export interface PatchlineSpokeStackProps extends StackProps {
    */
   readonly hubEventBusArn?: string;
   /**
-   * Principal (ARN, `*` allowed) in the hub account allowed to assume the hub-access role.
-   * @default - the hub's rebuild-image state machine role: `role/<hubStackName>-RebuildImageWorkflowRole*`
+   * Principal (ARN, `*` allowed) in the hub account allowed to assume the hub-access role; it replaces every default
+   * principal (then it must also cover learn-lineage and, outside the hub's region, start/stop-remote-build).
+   * @default - the hub's rebuild-image state machine role `role/<hubStackName>-RebuildImageWorkflowRole*` and the
+   * learn-lineage function role `role/<hubStackName>-LineageDiscoveryFunctionRole*` (outside the hub's region also
+   * the start- and stop-remote-build function roles)
    */
   readonly hubPrincipalArn?: string;
   /**
@@ -139,9 +143,12 @@ export class PatchlineSpokeStack extends Stack {
     // too (only here, not in spokes of the hub's region).
     const remote = props.hubPrincipalArn === undefined && this.isOutsideHubRegion(props);
     const hubRole = (prefix: string): string => `arn:${this.partition}:iam::${props.hubAccount}:role/${prefix}*`;
-    const principals = remote ? [principalArn, hubRole(startRemoteBuildRolePrefix(hubStackName)), hubRole(stopRemoteBuildRolePrefix(hubStackName))] : principalArn;
+    const remoteBuilds = remote ? [hubRole(startRemoteBuildRolePrefix(hubStackName)), hubRole(stopRemoteBuildRolePrefix(hubStackName))] : [];
+    // learn-lineage reads pushed images in every spoke region (a region token too, as for StackSets): always admitted
+    // with the defaults; an explicit hubPrincipalArn replaces them all.
+    const principals = props.hubPrincipalArn === undefined ? [principalArn, ...remoteBuilds, hubRole(learnLineageRolePrefix(hubStackName))] : principalArn;
     // Trusting the hub account only delegates to its IAM; the PrincipalArn condition narrows it to the rebuild
-    // workflow's roles. No sts:ExternalId: Step Functions' cross-account task Credentials cannot pass one.
+    // workflow's and learn-lineage's roles. No sts:ExternalId: Step Functions' cross-account task Credentials cannot pass one.
     const conditions: Record<string, Record<string, string | string[]>> = { ArnLike: { 'aws:PrincipalArn': principals } };
     if (props.organizationId !== undefined) conditions.StringEquals = { 'aws:PrincipalOrgID': props.organizationId };
     const role = new iam.Role(this, 'HubAccessRole', {
@@ -154,7 +161,15 @@ export class PatchlineSpokeStack extends Stack {
     const projectArns = props.projects.map((p) => this.formatArn({ service: 'codebuild', resource: 'project', resourceName: p }));
     role.addToPolicy(new iam.PolicyStatement({ sid: 'RebuildConfiguredProjects', actions: ['codebuild:StartBuild', 'codebuild:BatchGetBuilds', 'codebuild:StopBuild'], resources: projectArns }));
     const repositoryArns = props.repositories.map((r) => this.formatArn({ service: 'ecr', resource: 'repository', resourceName: r }));
-    role.addToPolicy(new iam.PolicyStatement({ sid: 'ReadConfiguredRepositories', actions: ['ecr:BatchGetImage', 'ecr:DescribeImages', 'ecr:ListImages'], resources: repositoryArns }));
+    // GetDownloadUrlForLayer (learn-lineage reads a pushed image's config blob) and ListTagsForResource (its owner and
+    // build-project tags) on the same repositories: ECR scopes both to the repository, not to a blob or tag.
+    role.addToPolicy(
+      new iam.PolicyStatement({
+        sid: 'ReadConfiguredRepositories',
+        actions: ['ecr:BatchGetImage', 'ecr:DescribeImages', 'ecr:ListImages', 'ecr:GetDownloadUrlForLayer', 'ecr:ListTagsForResource'],
+        resources: repositoryArns,
+      }),
+    );
     // inspector2:ListFindings supports no resource-level permission (Service Authorization Reference): the hub must
     // filter its ListFindings calls by repository itself; the grant is read-only findings metadata of this account.
     role.addToPolicy(new iam.PolicyStatement({ sid: 'ListFindingsNoResourceScope', actions: ['inspector2:ListFindings'], resources: ['*'] }));

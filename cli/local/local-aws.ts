@@ -3,7 +3,7 @@ import { parseRegistryKey, RegistryLocation } from '../../lambdas/domain/registr
 
 /** Every call a stand-in received, in order: what the local runtime prints and writes under .patchline/. */
 export interface RecordedCall {
-  readonly service: 'codebuild' | 'sns' | 'sqs' | 'ecr';
+  readonly service: 'codebuild' | 'sns' | 'sqs' | 'ecr' | 'sts';
   readonly action: string;
   readonly at: string;
   readonly parameters: unknown;

@@ -17,11 +17,24 @@ export interface LocalImage {
  * stored under the digest the push event names (a local build makes its digest up).
  */
 export class LocalEcr implements EcrImages {
-  private readonly manifests = new Map<string, EcrManifest>();
-  private readonly blobs = new Map<string, string>();
-  private readonly tags = new Map<string, Record<string, string>>();
+  /**
+   * @param session what every call is recorded with besides its own parameters: a spoke's registry its `Registry`
+   *   (`<account>/<region>`), and `withSession` the assumed role and the region called (as the CodeBuild stand-in
+   *   records a remote build's)
+   */
+  public constructor(
+    private readonly calls: RecordedCall[],
+    private readonly session: Record<string, unknown> = {},
+    private readonly manifests = new Map<string, EcrManifest>(),
+    private readonly blobs = new Map<string, string>(),
+    private readonly tags = new Map<string, Record<string, string>>(),
+  ) {}
 
-  public constructor(private readonly calls: RecordedCall[]) {}
+  /** The same registry read with an assumed role's session (a spoke's, by the hub): its calls record role and region. */
+  public withSession(session: { roleArn: string; sessionName: string; region: string }): LocalEcr {
+    const recorded = { ...this.session, Credentials: { RoleArn: session.roleArn, RoleSessionName: session.sessionName }, Region: session.region };
+    return new LocalEcr(this.calls, recorded, this.manifests, this.blobs, this.tags);
+  }
 
   /** Stores a manifest (or index) under `repository@digest`. */
   public putImage(repository: string, digest: string, image: LocalImage): void {
@@ -95,6 +108,7 @@ export class LocalEcr implements EcrImages {
   }
 
   private record(action: string, parameters: unknown, outcome?: string): void {
-    this.calls.push({ service: 'ecr', action, at: new Date().toISOString(), parameters, ...(outcome ? { outcome } : {}) });
+    const withSession = Object.keys(this.session).length > 0 ? { ...(parameters as Record<string, unknown>), ...this.session } : parameters;
+    this.calls.push({ service: 'ecr', action, at: new Date().toISOString(), parameters: withSession, ...(outcome ? { outcome } : {}) });
   }
 }

@@ -30,6 +30,7 @@ import { DEFAULT_EVENT_BUS, eventBusOf, ruleEventBus } from './local-event-buses
 import { LocalMetrics } from './local-metrics';
 import { bindLocalRemoteBuilds, localRemoteBuildsFor } from './local-remote-builds';
 import { bindLocalScanners, localScannersFor } from './local-scanners';
+import { LocalSpokeRegistries } from './local-spoke-registries';
 import { ExecutionAlreadyExistsError, ExecutionRecord, LocalStepFunctions, TaskContext } from './local-step-functions';
 import { CfnTemplate, LOCAL_ACCOUNT, LOCAL_REGION, synthesizeTemplate, TemplateResolver } from './synthesized-template';
 import { withTaskCredentials } from './task-credentials';
@@ -101,6 +102,8 @@ export class LocalRuntime {
   public readonly routed: RoutedEvent[] = [];
   public readonly codebuild: LocalCodeBuild;
   public readonly ecr: LocalEcr;
+  /** The spokes' registries (a spoke build pushes into its own) and the STS learn-lineage reads them through. */
+  public readonly spokeRegistries: LocalSpokeRegistries;
   public readonly sns: LocalSns;
   public readonly deadLetters: LocalDeadLetterQueue;
   public readonly stepFunctions: LocalStepFunctions;
@@ -129,9 +132,10 @@ export class LocalRuntime {
     this.sns = new LocalSns(this.calls);
     this.deadLetters = new LocalDeadLetterQueue(this.calls);
     this.ecr = new LocalEcr(this.calls);
+    this.spokeRegistries = new LocalSpokeRegistries(this.calls);
     this.codebuild = new LocalCodeBuild(this.calls, (repository, digest, tag, baseImage, registry) => {
-      // LocalEcr is the hub's registry: a spoke's image is not in it (the hub's ECR reads fail there too).
-      if (!registry) this.ecr.recordBuild(repository, digest, baseImage);
+      // LocalEcr is the hub's registry: a spoke build pushes into the spoke's own (read through its hub-access role).
+      (registry ? this.spokeRegistries.registry(registry) : this.ecr).recordBuild(repository, digest, baseImage);
       this.send(this.pushEvent(repository, digest, tag, registry));
     }, options.builds);
     this.organization = options.config.organization;
@@ -153,7 +157,7 @@ export class LocalRuntime {
       rebuilds: this.rebuildStarter(template),
       ...findingReceivedDependencies({ client, tableName, config: options.config }),
       ...imagePushedDependencies(options.config.organization),
-      ...learnLineageDependencies({ client, tableName, ecr: this.ecr, ...options.config.discovery, knownOwners: Object.keys(options.config.owners), buildProjects: options.config.rebuild.projects }),
+      ...learnLineageDependencies({ client, tableName, ecr: this.ecr, spokes: this.spokeRegistries.reader, ...options.config.discovery, knownOwners: Object.keys(options.config.owners), buildProjects: options.config.rebuild.projects }),
     };
     bindLocalScanners(this.deps, { client, tableName, config: options.config });
     bindLocalRemoteBuilds(this.deps, { client, tableName, codebuild: this.codebuild, track: (work) => this.track(work), emit: (event) => this.send(event) });

@@ -63,6 +63,15 @@ export function ecrRepositoryArn(account: string, region: string, repository: st
 }
 
 /**
+ * The STS session name under which learn-lineage reads a spoke's registry (shows in the spoke's CloudTrail): the pushed
+ * digest's first 12 hex digits, then the repository, within STS's 64 characters of `[\w+=,.@-]`.
+ */
+export function learnLineageSessionName(repository: string, digest: string): string {
+  const hex = (digest.split(':')[1] ?? digest).replace(/[^0-9a-f]/gi, '').slice(0, 12);
+  return `learn-${hex}-${repository.replace(/[^\w+=,.@-]/g, '.')}`.slice(0, 64);
+}
+
+/**
  * The lineage key of a declared base: a repository of the pushing account's own registry is an internal image (its
  * bare repository name, as lineage files write it); anything else keeps the external key readBaseImage gave it.
  */

@@ -215,6 +215,11 @@ export class RegistryScope {
     return this.settings.spokes.filter((s) => s.region === hub.region).map((s) => hubAccessRoleArn(s.account, s.region));
   }
 
+  /** The hub-access roles of every configured spoke, in configuration order: what learn-lineage may assume to read them. */
+  public hubAccessRoleArns(): string[] {
+    return (this.settings?.spokes ?? []).map((s) => hubAccessRoleArn(s.account, s.region));
+  }
+
   /** The spoke roles start-remote-build may assume: exactly those of spokes outside the hub's region. */
   public remoteBuildRoleArns(): string[] {
     if (!this.settings) return [];

@@ -2,6 +2,7 @@ import { DynamoDBClient } from '@aws-sdk/client-dynamodb';
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { Logger } from '@aws-lambda-powertools/logger';
 import { BlobDigestMismatchError, BlobTooLargeError, EcrImages, SdkEcrImages } from '../aws/ecr-images';
+import { awsSpokeEcrImages, SpokeEcrImages } from '../aws/spoke-ecr-images';
 import { parseEcrPushEvent } from '../domain/ecr-push-event';
 import { InvalidImageReferenceError, parseImageRef } from '../domain/image-ref';
 import {
@@ -11,6 +12,7 @@ import {
   ecrRepositoryArn,
   fieldsFromRepositoryTags,
   LearnedSource,
+  learnLineageSessionName,
   learnRuntimeParent,
   LineageChange,
   NoPlatformManifestError,
@@ -48,7 +50,7 @@ export const LearnOutcome = {
   UNCHANGED: 'unchanged',
   /** Neither the manifest, the index nor the config declares a base. */
   NOT_DECLARED: 'not-declared',
-  /** ECR has no such image (deleted since, or an event of another account): nothing to read. */
+  /** The registry has no such image (deleted since, or without an organization an event of another account): nothing to read. */
   IMAGE_NOT_FOUND: 'image-not-found',
   /** The declaration was refused (hostile value, cycle, bad blob): nothing stored was changed; the reason is recorded. */
   REFUSED: 'refused',
@@ -70,7 +72,10 @@ export interface LearnLineageResult {
 }
 
 export interface LearnLineageSettings {
+  /** The hub's registry (the only one without an organization). */
   readonly ecr: EcrImages;
+  /** The configured spokes' registries, through their hub-access roles; without it a spoke push is not read. */
+  readonly spokes?: SpokeEcrImages;
   readonly discovery: DiscoveryStore;
   readonly tags: RepositoryTagPolicy;
 }
@@ -91,6 +96,7 @@ export function learnLineageDependencies(props: {
   client: DynamoDBClient;
   tableName: string;
   ecr: EcrImages;
+  spokes?: SpokeEcrImages;
   ownerTagKey?: string;
   buildProjectTagKey?: string;
   knownOwners?: readonly string[];
@@ -99,6 +105,7 @@ export function learnLineageDependencies(props: {
   return {
     learnLineage: {
       ecr: props.ecr,
+      ...(props.spokes ? { spokes: props.spokes } : {}),
       discovery: new DiscoveryStore({ client: props.client, tableName: props.tableName }),
       tags: {
         ownerTagKey: props.ownerTagKey || DEFAULT_OWNER_TAG_KEY,
@@ -128,10 +135,11 @@ const REFUSALS = [
 ];
 
 /**
- * learn-lineage: reads the pushed image's manifest (and, when needed, its platform manifest and config) from ECR, and
- * when it declares a base stores it as the image's runtime parent and the base digest on the version. An image with no
- * owner or build project takes them from its repository's tags. Runs before DecideRebuilds, so a push that taught a
- * new child is already in the lineage when the next push of its parent cascades.
+ * learn-lineage: reads the pushed image's manifest (and, when needed, its platform manifest and config) from ECR (the
+ * hub's, or a configured spoke's through that spoke's hub-access role), and when it declares a base stores it as the
+ * image's runtime parent and the base digest on the version. An image with no owner or build project takes them from
+ * its repository's tags. Runs before DecideRebuilds, so a push that taught a new child is already in the lineage when
+ * the next push of its parent cascades.
  */
 export function makeLearnLineageHandler(deps: LearnLineageDependencies): (event: unknown) => Promise<LearnLineageResult> {
   const scope = deps.registryScope ?? RegistryScope.singleAccount();
@@ -155,12 +163,14 @@ export function makeLearnLineageHandler(deps: LearnLineageDependencies): (event:
       reason: null,
       ...fields,
     });
-    if (scope.isSpoke(push.account, push.region)) {
-      // The ECR reader reads the hub's registry only: a spoke image's declared base is not read (yet).
-      return result(LearnOutcome.IMAGE_NOT_FOUND, { reason: `${image} is in a spoke registry, which learn-lineage does not read: declare its lineage in the lineage file` });
+    const inSpoke = scope.isSpoke(push.account, push.region);
+    if (inSpoke && !settings.spokes) {
+      return result(LearnOutcome.IMAGE_NOT_FOUND, { reason: `${image} is in a spoke registry and no spoke reader is configured: declare its lineage in the lineage file` });
     }
+    // A spoke's image is read in its own registry, as its hub-access role; the hub's (or a single account's) as ourselves.
+    const ecr = inSpoke ? await settings.spokes!.readerOf({ account: push.account, region: push.region }, learnLineageSessionName(push.repository, push.digest)) : settings.ecr;
     try {
-      const declared = await readDeclaredBase(settings.ecr, push.repository, push.digest);
+      const declared = await readDeclaredBase(ecr, push.repository, push.digest);
       if (!declared) return result(LearnOutcome.IMAGE_NOT_FOUND, { reason: `ECR has no image ${image}@${push.digest}` });
 
       const existing = await deps.lineage.getImage(image);
@@ -183,7 +193,7 @@ export function makeLearnLineageHandler(deps: LearnLineageDependencies): (event:
       let ownerSource: LearnLineageResult['ownerSource'] = node?.owner ? 'lineage' : null;
       let fieldsTaken = false;
       if (node && (!node.owner || !node.build)) {
-        const tags = await settings.ecr.repositoryTags(ecrRepositoryArn(push.account, push.region, push.repository));
+        const tags = await ecr.repositoryTags(ecrRepositoryArn(push.account, push.region, push.repository));
         const fields = fieldsFromRepositoryTags(tags, settings.tags);
         const owner = node.owner ?? fields.owner;
         const build = node.build ?? (fields.project ? { project: fields.project } : undefined);
@@ -299,6 +309,7 @@ function learnLineageFromEnvironment(): LearnLineageDependencies {
       client: traced(new DynamoDBClient({})),
       tableName: requireEnv('TABLE_NAME'),
       ecr: new SdkEcrImages({ client: traced(new ECRClient({})) }),
+      spokes: awsSpokeEcrImages(),
       ownerTagKey: process.env.OWNER_TAG_KEY,
       buildProjectTagKey: process.env.BUILD_PROJECT_TAG_KEY,
       knownOwners: list(process.env.KNOWN_OWNERS),

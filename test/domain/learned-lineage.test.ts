@@ -4,6 +4,7 @@ import {
   ecrRepositoryArn,
   fieldsFromRepositoryTags,
   inferTier,
+  learnLineageSessionName,
   learnRuntimeParent,
   NoPlatformManifestError,
   parentKeyOfBase,
@@ -127,5 +128,21 @@ describe('Function: ecrRepositoryArn', () => {
   it('uses the partition of the region', () => {
     expect(ecrRepositoryArn('123456789012', 'cn-north-1', 'apps/x')).toBe('arn:aws-cn:ecr:cn-north-1:123456789012:repository/apps/x');
     expect(ecrRepositoryArn('123456789012', 'us-gov-west-1', 'apps/x')).toBe('arn:aws-us-gov:ecr:us-gov-west-1:123456789012:repository/apps/x');
+  });
+});
+
+describe('Function: learnLineageSessionName', () => {
+  const STS_SESSION_NAME = /^[\w+=,.@-]{2,64}$/;
+
+  it('names the session by the pushed digest and repository, in the characters STS accepts', () => {
+    expect(learnLineageSessionName('apps/payments-api', D)).toBe('learn-aaaaaaaaaaaa-apps.payments-api');
+    expect(learnLineageSessionName('apps/payments-api', D)).toMatch(STS_SESSION_NAME);
+  });
+
+  it('keeps the digest and cuts the repository at 64 characters', () => {
+    const name = learnLineageSessionName(`team/${'x'.repeat(200)}`, `sha256:${'0123456789ab'.repeat(6)}`);
+    expect(name).toHaveLength(64);
+    expect(name.startsWith('learn-0123456789ab-team.xxx')).toBe(true);
+    expect(name).toMatch(STS_SESSION_NAME);
   });
 });

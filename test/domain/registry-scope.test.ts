@@ -107,6 +107,14 @@ describe('Class: RegistryScope', () => {
     });
   });
 
+  describe('Method: hubAccessRoleArns', () => {
+    it('lists the role of every configured spoke, in the hub region or not, and none without an organization', () => {
+      expect(scope.hubAccessRoleArns()).toEqual(['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1', 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']);
+      expect(scope.hubAccessRoleArns()).toEqual([...scope.buildRoleArns(), ...scope.remoteBuildRoleArns()]);
+      expect(RegistryScope.singleAccount().hubAccessRoleArns()).toEqual([]);
+    });
+  });
+
   describe('Method: canonicalKey', () => {
     it('turns a key naming the hub registry into the bare repository and leaves others alone', () => {
       expect(scope.canonicalKey('111111111111.dkr.ecr.eu-west-1.amazonaws.com/enterprise/python-311')).toBe('enterprise/python-311');

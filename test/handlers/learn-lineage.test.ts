@@ -1,4 +1,5 @@
 import { BatchGetImageCommand, ECRClient, GetDownloadUrlForLayerCommand, ListTagsForResourceCommand } from '@aws-sdk/client-ecr';
+import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
 import { DynamoDBDocumentClient } from '@aws-sdk/lib-dynamodb';
 import { mockClient } from 'aws-sdk-client-mock';
 import { createHash } from 'crypto';
@@ -6,8 +7,11 @@ import { join } from 'path';
 import { loadLineage } from '../../cli/input-files';
 import { createPatchlineTable } from '../../cli/local/dynamodb-emulator';
 import { ACCEPTED_MANIFEST_TYPES, SdkEcrImages } from '../../lambdas/aws/ecr-images';
+import { awsSpokeEcrImages, SpokeRegistryAccessError } from '../../lambdas/aws/spoke-ecr-images';
 import { InvalidEventError } from '../../lambdas/domain/ecr-push-event';
+import { learnLineageSessionName } from '../../lambdas/domain/learned-lineage';
 import { ImageNode } from '../../lambdas/domain/lineage';
+import { RegistryScope, UnconfiguredRegistryError } from '../../lambdas/domain/registry-scope';
 import { BaseImageAnnotation, ManifestMediaType } from '../../lambdas/domain/oci-base-image';
 import { LearnLineageDependencies, learnLineageDependencies, LearnOutcome, makeLearnLineageHandler, MissingLearnLineageDependenciesError } from '../../lambdas/handlers/learn-lineage';
 import { CampaignStore } from '../../lambdas/store/campaign-store';
@@ -26,6 +30,7 @@ const NOW = new Date('2024-03-01T00:00:00Z');
 const PYTHON_DIGEST = digestOf('enterprise/python-311 v7');
 
 const ecr = mockClient(ECRClient);
+const sts = mockClient(STSClient);
 type Emulator = Awaited<ReturnType<typeof startTestTable>>;
 let emulator: Emulator;
 let tables = 0;
@@ -35,7 +40,10 @@ beforeAll(async () => {
 afterAll(async () => {
   await emulator.stop();
 });
-beforeEach(() => ecr.reset());
+beforeEach(() => {
+  ecr.reset();
+  sts.reset();
+});
 
 const sha256 = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex')}`;
 
@@ -389,5 +397,146 @@ describe('Function: makeLearnLineageHandler', () => {
       const { learnLineage: _omitted, ...shared } = deps;
       await expect(makeLearnLineageHandler(shared)(pushEvent('apps/orders-api', digestOf('x')))).rejects.toThrow(MissingLearnLineageDependenciesError);
     });
+  });
+});
+
+describe('Function: makeLearnLineageHandler (organization: spoke registries)', () => {
+  const HUB = { account: '111111111111', region: 'eu-west-1' };
+  const PAYMENTS = { account: '222222222222', region: 'eu-west-1' };
+  const ORDERS = { account: '333333333333', region: 'us-east-1' };
+  const HUB_REGISTRY = `${HUB.account}.dkr.ecr.${HUB.region}.amazonaws.com`;
+  const ORDERS_KEY = `${ORDERS.account}.dkr.ecr.${ORDERS.region}.amazonaws.com/apps/orders-api`;
+  const ORDERS_ROLE = 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1';
+  const PAYMENTS_ROLE = 'arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1';
+
+  const pushIn = (where: { account: string; region: string }, repository: string, digest: string): Record<string, unknown> => ({ ...pushEvent(repository, digest, '2.0'), account: where.account, region: where.region });
+  /** The SDK client a mocked call was sent through (its region and credentials are what AWS would see). */
+  const clientOf = (call: { thisValue: unknown }): { config: { region: () => Promise<string>; credentials: () => Promise<Record<string, unknown>> } } =>
+    call.thisValue as { config: { region: () => Promise<string>; credentials: () => Promise<Record<string, unknown>> } };
+
+  /** STS issues sessions valid 15 minutes from the test clock, each with its own key id. */
+  function stsIssues(clock: { now: Date }): void {
+    let issued = 0;
+    sts.on(AssumeRoleCommand).callsFake(() => ({
+      Credentials: { AccessKeyId: `ASIASPOKE${++issued}`, SecretAccessKey: 'secret', SessionToken: 'token', Expiration: new Date(clock.now.getTime() + 900_000) },
+    }));
+  }
+
+  /** The handler with the organization's scope, the hub's ECR through the function's own client and the spokes' through the real AWS reader. */
+  async function setupOrganization(clock = { now: NOW }) {
+    const { deps, discovery } = await setup();
+    const spokes = awsSpokeEcrImages({ now: () => clock.now });
+    const orgDeps: LearnLineageDependencies = {
+      ...deps,
+      registryScope: RegistryScope.of({ hub: HUB, spokes: [PAYMENTS, ORDERS] }),
+      learnLineage: { ...deps.learnLineage!, ecr: new SdkEcrImages({ client: new ECRClient({ region: HUB.region }) }), spokes },
+    };
+    return { handle: makeLearnLineageHandler(orgDeps), deps: orgDeps, discovery, clock };
+  }
+
+  it('reads a spoke push in the spoke registry through its hub-access role, assumed at the spoke region STS endpoint first', async () => {
+    const { handle, deps, discovery } = await setupOrganization();
+    stsIssues({ now: NOW });
+    const digest = digestOf('orders spoke push');
+    ecrHolds({ [digest]: manifest(based(`${HUB_REGISTRY}/enterprise/python-311@${PYTHON_DIGEST}`, PYTHON_DIGEST)) });
+    repositoryTagged({ owner: 'orders-team' });
+
+    const result = await handle(pushIn(ORDERS, 'apps/orders-api', digest));
+
+    expect(result).toMatchObject({ image: ORDERS_KEY, outcome: LearnOutcome.LEARNED, change: 'added', parent: 'enterprise/python-311', parentDigest: PYTHON_DIGEST, owner: 'orders-team', ownerSource: 'repository-tag' });
+    const assumed = sts.commandCalls(AssumeRoleCommand);
+    expect(assumed.map((c) => c.args[0].input)).toEqual([{ RoleArn: ORDERS_ROLE, RoleSessionName: learnLineageSessionName('apps/orders-api', digest), DurationSeconds: 900 }]);
+    expect(await clientOf(assumed[0]).config.region()).toBe(ORDERS.region);
+
+    const reads = ecr.commandCalls(BatchGetImageCommand);
+    expect(reads.map((c) => c.args[0].input)).toEqual([{ repositoryName: 'apps/orders-api', imageIds: [{ imageDigest: digest }], acceptedMediaTypes: [...ACCEPTED_MANIFEST_TYPES] }]);
+    expect(assumed[0].calledBefore(reads[0])).toBe(true);
+    // In the spoke's region, with the assumed session's credentials: the spoke's registry, not the hub's.
+    expect(await clientOf(reads[0]).config.region()).toBe(ORDERS.region);
+    expect(await clientOf(reads[0]).config.credentials()).toMatchObject({ accessKeyId: 'ASIASPOKE1', secretAccessKey: 'secret', sessionToken: 'token' });
+    const tagReads = ecr.commandCalls(ListTagsForResourceCommand);
+    expect(tagReads.map((c) => c.args[0].input)).toEqual([{ resourceArn: 'arn:aws:ecr:us-east-1:333333333333:repository/apps/orders-api' }]);
+    expect(clientOf(tagReads[0])).toBe(clientOf(reads[0]));
+
+    expect(await deps.lineage.getImage(ORDERS_KEY)).toMatchObject({ owner: 'orders-team', parents: [{ image: 'enterprise/python-311', role: 'runtime' }] });
+    expect(await deps.lineage.getVersion(ORDERS_KEY, digest)).toMatchObject({ parentDigests: { 'enterprise/python-311': PYTHON_DIGEST } });
+    expect(await discovery.get(ORDERS_KEY)).toMatchObject({ learned: { digest, change: 'added', parent: 'enterprise/python-311' } });
+  });
+
+  it('reads a hub push with the function own credentials in the hub region: no AssumeRole', async () => {
+    const { handle } = await setupOrganization();
+    const digest = digestOf('hub push');
+    ecrHolds({ [digest]: manifest(based(`${HUB_REGISTRY}/enterprise/python-311@${PYTHON_DIGEST}`, PYTHON_DIGEST)) });
+    repositoryTagged({ owner: 'payments-team' });
+
+    const result = await handle(pushIn(HUB, 'apps/new-api', digest));
+
+    expect(result).toMatchObject({ image: 'apps/new-api', outcome: LearnOutcome.LEARNED, parent: 'enterprise/python-311', owner: 'payments-team' });
+    expect(sts.calls()).toHaveLength(0);
+    const reads = [...ecr.commandCalls(BatchGetImageCommand), ...ecr.commandCalls(ListTagsForResourceCommand)];
+    expect(reads.map((c) => c.args[0].input)).toEqual([
+      { repositoryName: 'apps/new-api', imageIds: [{ imageDigest: digest }], acceptedMediaTypes: [...ACCEPTED_MANIFEST_TYPES] },
+      { resourceArn: 'arn:aws:ecr:eu-west-1:111111111111:repository/apps/new-api' },
+    ]);
+    for (const read of reads) expect(await clientOf(read).config.region()).toBe(HUB.region);
+  });
+
+  it('keeps a spoke session per role and region while it is valid, and assumes again a minute before it expires', async () => {
+    const clock = { now: NOW };
+    const { handle } = await setupOrganization(clock);
+    stsIssues(clock);
+    const [first, second, payments, later] = ['o1', 'o2', 'p1', 'o3'].map((d) => digestOf(d));
+    ecrHolds({ [first]: manifest(), [second]: manifest(), [payments]: manifest(), [later]: manifest() });
+    ecr.on(GetDownloadUrlForLayerCommand).rejects(Object.assign(new Error('no layer'), { name: 'LayersNotFoundException' }));
+
+    const push = (where: { account: string; region: string }, repository: string, digest: string) => handle(pushIn(where, repository, digest)).catch((e: Error) => e.name);
+    await push(ORDERS, 'apps/orders-api', first);
+    await push(ORDERS, 'apps/orders-api', second);
+    await push(PAYMENTS, 'apps/payments-api', payments);
+    clock.now = new Date(NOW.getTime() + 900_000 - 59_000);
+    await push(ORDERS, 'apps/orders-api', later);
+
+    expect(sts.commandCalls(AssumeRoleCommand).map((c) => [c.args[0].input.RoleArn, c.args[0].input.RoleSessionName])).toEqual([
+      [ORDERS_ROLE, learnLineageSessionName('apps/orders-api', first)],
+      [PAYMENTS_ROLE, learnLineageSessionName('apps/payments-api', payments)],
+      [ORDERS_ROLE, learnLineageSessionName('apps/orders-api', later)],
+    ]);
+    const reads = ecr.commandCalls(BatchGetImageCommand);
+    expect(await Promise.all(reads.map((c) => clientOf(c).config.region()))).toEqual(['us-east-1', 'us-east-1', 'eu-west-1', 'us-east-1']);
+    expect(await Promise.all(reads.map(async (c) => (await clientOf(c).config.credentials()).accessKeyId))).toEqual(['ASIASPOKE1', 'ASIASPOKE1', 'ASIASPOKE2', 'ASIASPOKE3']);
+  });
+
+  it('refuses a push from an account that is not configured before assuming any role or reading any registry', async () => {
+    const { handle } = await setupOrganization();
+    await expect(handle(pushIn({ account: '444444444444', region: 'eu-west-1' }, 'apps/orders-api', digestOf('stranger')))).rejects.toThrow(UnconfiguredRegistryError);
+    await expect(handle(pushIn({ account: ORDERS.account, region: 'ap-south-1' }, 'apps/orders-api', digestOf('wrong region')))).rejects.toThrow(UnconfiguredRegistryError);
+    expect(sts.calls()).toHaveLength(0);
+    expect(ecr.calls()).toHaveLength(0);
+  });
+
+  it('fails with SpokeRegistryAccessError naming the role when the spoke refuses the AssumeRole, reads nothing, records nothing and keeps no session', async () => {
+    const { handle, discovery } = await setupOrganization();
+    sts.on(AssumeRoleCommand).rejects(Object.assign(new Error('User is not authorized to perform: sts:AssumeRole'), { name: 'AccessDenied' }));
+    const digest = digestOf('refused');
+
+    const failure = await handle(pushIn(ORDERS, 'apps/orders-api', digest)).catch((e: unknown) => e);
+    expect(failure).toBeInstanceOf(SpokeRegistryAccessError);
+    expect((failure as SpokeRegistryAccessError).message).toContain(`could not assume ${ORDERS_ROLE} in us-east-1`);
+    expect((failure as SpokeRegistryAccessError).message).toContain('not authorized');
+    expect((failure as SpokeRegistryAccessError).code).toBe('SPOKE_REGISTRY_ACCESS_DENIED');
+    expect(ecr.calls()).toHaveLength(0);
+    expect(await discovery.get(ORDERS_KEY)).toBeUndefined();
+
+    await handle(pushIn(ORDERS, 'apps/orders-api', digest)).catch(() => undefined);
+    expect(sts.commandCalls(AssumeRoleCommand)).toHaveLength(2);
+  });
+
+  it('reports a spoke push as not read when no spoke reader is configured, and assumes nothing', async () => {
+    const { deps } = await setupOrganization();
+    const { spokes: _omitted, ...hubOnly } = deps.learnLineage!;
+    const result = await makeLearnLineageHandler({ ...deps, learnLineage: hubOnly })(pushIn(ORDERS, 'apps/orders-api', digestOf('unread')));
+    expect(result).toMatchObject({ image: ORDERS_KEY, outcome: LearnOutcome.IMAGE_NOT_FOUND, reason: expect.stringContaining('no spoke reader is configured') });
+    expect(sts.calls()).toHaveLength(0);
+    expect(ecr.calls()).toHaveLength(0);
   });
 });

@@ -1,5 +1,5 @@
 import { App, Stack } from 'aws-cdk-lib';
-import { Template } from 'aws-cdk-lib/assertions';
+import { Match, Template } from 'aws-cdk-lib/assertions';
 import { readFileSync } from 'fs';
 import { join } from 'path';
 import { matchesEventPattern } from '../../cli/local/event-pattern';
@@ -164,7 +164,7 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
 
   const principalArn = (suffix: string): unknown => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:iam::111111111111:role/${suffix}`]] });
 
-  it('is trusted by the hub account only through the rebuild workflow role and, outside the hub region, the start- and stop-remote-build function roles', () => {
+  it('is trusted by the hub account only through the rebuild workflow and learn-lineage roles and, outside the hub region, the start- and stop-remote-build function roles', () => {
     const role = roleOf(spoke());
     expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
       {
@@ -172,15 +172,32 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
         Effect: 'Allow',
         Principal: { AWS: expect.objectContaining({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, ':iam::111111111111:root']] }) },
         Condition: {
-          ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-StartRemoteBuildFunctionRole*'), principalArn('Patchline-StopRemoteBuildFunctionRole*')] },
+          ArnLike: {
+            'aws:PrincipalArn': [
+              principalArn('Patchline-RebuildImageWorkflowRole*'),
+              principalArn('Patchline-StartRemoteBuildFunctionRole*'),
+              principalArn('Patchline-StopRemoteBuildFunctionRole*'),
+              principalArn('Patchline-LineageDiscoveryFunctionRole*'),
+            ],
+          },
         },
       },
     ]);
   });
 
-  it('admits only the rebuild workflow role in a spoke of the hub region (Step Functions task credentials reach it)', () => {
+  it('admits only the rebuild workflow and learn-lineage roles in a spoke of the hub region (Step Functions task credentials reach it)', () => {
     const sameRegion = Object.values(spoke({ env: { account: '222222222222', region: 'eu-west-1' } }).findResources('AWS::IAM::Role', { Properties: { RoleName: hubAccessRoleName('eu-west-1') } }))[0] as Record<string, any>;
-    expect(sameRegion.Properties.AssumeRolePolicyDocument.Statement[0].Condition).toEqual({ ArnLike: { 'aws:PrincipalArn': principalArn('Patchline-RebuildImageWorkflowRole*') } });
+    expect(sameRegion.Properties.AssumeRolePolicyDocument.Statement[0].Condition).toEqual({
+      ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-LineageDiscoveryFunctionRole*')] },
+    });
+  });
+
+  it('admits learn-lineage in a spoke of unknown region (StackSets), where the remote-build roles are left out', () => {
+    const stack = new PatchlineSpokeStack(new App(), 'Spoke', { hubAccount: '111111111111', hubRegion: 'eu-west-1', repositories: ['apps/payments*'], projects: ['apps-payments*'] });
+    const role = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Role', { Properties: { RoleName: Match.anyValue() } }))[0] as Record<string, any>;
+    expect(role.Properties.AssumeRolePolicyDocument.Statement[0].Condition).toEqual({
+      ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-LineageDiscoveryFunctionRole*')] },
+    });
   });
 
   it('also requires the organization when organizationId is set, and honours an explicit principal', () => {
@@ -204,8 +221,28 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
       expect.stringContaining(':ecr:us-east-1:222222222222:repository/apps/payments*'),
       expect.stringContaining(':ecr:us-east-1:222222222222:repository/apps/ledger'),
     ]);
+    // Sorted: the order CDK writes actions in depends on the app's feature flags.
+    expect(([] as string[]).concat(statements.find((s) => s.Sid === 'ReadConfiguredRepositories')!.Action).sort()).toEqual([
+      'ecr:BatchGetImage',
+      'ecr:DescribeImages',
+      'ecr:GetDownloadUrlForLayer',
+      'ecr:ListImages',
+      'ecr:ListTagsForResource',
+    ]);
     // inspector2:ListFindings has no resource type: it is the one and only action granted on *.
     expect(statements.filter((s) => s.Resource === '*')).toEqual([expect.objectContaining({ Action: 'inspector2:ListFindings' })]);
+  });
+
+  it('grants what learn-lineage reads (config blobs, repository tags) only on the configured repositories', () => {
+    const statements = Object.values(spoke().findResources('AWS::IAM::Policy')).flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: string[] | string; Resource: unknown; Sid?: string }>);
+    for (const action of ['ecr:GetDownloadUrlForLayer', 'ecr:ListTagsForResource']) {
+      const granting = statements.filter((s) => ([] as string[]).concat(s.Action).includes(action));
+      expect(granting.map((s) => s.Sid)).toEqual(['ReadConfiguredRepositories']);
+      expect(([] as unknown[]).concat(granting[0].Resource).map((r) => JSON.stringify(r))).toEqual([
+        expect.stringContaining(':ecr:us-east-1:222222222222:repository/apps/payments*"'),
+        expect.stringContaining(':ecr:us-east-1:222222222222:repository/apps/ledger"'),
+      ]);
+    }
   });
 
   it('grants codebuild:StopBuild only on the configured projects (stop-remote-build stops builds of its ended rebuilds there)', () => {

@@ -102,7 +102,8 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
     expect(assumeRoleResources(template, 'BuildInSpokeAccounts')).toEqual(['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1']);
     expect(assumeRoleResources(template, 'BuildInRemoteSpokes')).toEqual(['arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']);
     expect(assumeRoleResources(template, 'StopBuildsInRemoteSpokes')).toEqual(['arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']);
-    expect(assumeRoleResources(template)).toHaveLength(3);
+    // The fourth is learn-lineage's ReadSpokeRegistries (below).
+    expect(assumeRoleResources(template)).toHaveLength(4);
     const stopFn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('StopRemoteBuildFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [{ Ref: stopFn.Properties.Role['Fn::GetAtt'][0] }],
@@ -113,9 +114,10 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
       Roles: [{ Ref: startFn.Properties.Role['Fn::GetAtt'][0] }],
       PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'BuildInRemoteSpokes', Action: 'sts:AssumeRole', Resource: 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1' })]) },
     });
-    expect(assumeRoleResources(hub(sameRegionConfig()).template)).toEqual([
+    expect(assumeRoleResources(hub(sameRegionConfig()).template, 'BuildInSpokeAccounts')).toEqual([
       ['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1', 'arn:aws:iam::333333333333:role/PatchlineHubAccess-eu-west-1'],
     ]);
+    expect(assumeRoleResources(hub(sameRegionConfig()).template)).toHaveLength(2);
     const roleOfMachine = (template.findResources('AWS::StepFunctions::StateMachine', { Properties: { StateMachineType: 'STANDARD' } }) as Record<string, { Properties: { RoleArn: { 'Fn::GetAtt': string[] } } }>);
     const roleId = Object.values(roleOfMachine)[0].Properties.RoleArn['Fn::GetAtt'][0];
     template.hasResourceProperties('AWS::IAM::Policy', {
@@ -175,6 +177,37 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
     const generated = `${stack.stackName}-${roleId}-ABCDEFGHIJKL`;
     expect(generated.length).toBeLessThanOrEqual(64);
     expect(prefixes.filter((p) => generated.startsWith(p))).toEqual([`${stack.stackName}-${functionId}Role`]);
+  });
+
+  it('lets learn-lineage assume exactly the hub-access roles of every configured spoke, whatever their region', () => {
+    const fn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('LineageDiscoveryFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
+    expect(assumeRoleResources(template, 'ReadSpokeRegistries')).toEqual([['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1', 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']]);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: fn.Properties.Role['Fn::GetAtt'][0] }],
+      PolicyDocument: {
+        Statement: Match.arrayWith([
+          Match.objectLike({ Sid: 'ReadSpokeRegistries', Action: 'sts:AssumeRole', Resource: ['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1', 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1'] }),
+        ]),
+      },
+    });
+    expect(assumeRoleResources(hub(sameRegionConfig()).template, 'ReadSpokeRegistries')).toEqual([
+      ['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1', 'arn:aws:iam::333333333333:role/PatchlineHubAccess-eu-west-1'],
+    ]);
+  });
+
+  it('has every spoke role, in the hub region or not, trust the learn-lineage function role by its CloudFormation name prefix', () => {
+    const fn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('LineageDiscoveryFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
+    const generated = `${stack.stackName}-${fn.Properties.Role['Fn::GetAtt'][0]}-ABCDEFGHIJKL`;
+    expect(generated.length).toBeLessThanOrEqual(64);
+    const spokes = defineSpokeStacks(new App(), exampleConfig(), stack.stackName);
+    expect(spokes.map((s) => s.region)).toEqual(['eu-west-1', 'us-east-1']);
+    for (const spoke of spokes) {
+      const trust = Object.values(Template.fromStack(spoke).findResources('AWS::IAM::Role', { Properties: { RoleName: `PatchlineHubAccess-${spoke.region}` } }))[0] as {
+        Properties: { AssumeRolePolicyDocument: { Statement: Array<{ Condition: { ArnLike: Record<string, unknown[]> } }> } };
+      };
+      const prefixes = trust.Properties.AssumeRolePolicyDocument.Statement[0].Condition.ArnLike['aws:PrincipalArn'].map((p) => /role\/([^*]+)\*/.exec(JSON.stringify(p))![1]);
+      expect(prefixes.filter((p) => generated.startsWith(p))).toEqual([`${stack.stackName}-LineageDiscoveryFunctionRole`]);
+    }
   });
 
   it('sends the ended rebuilds\u2019 status changes to stop-remote-build too, beside release-slot and record-build-failure, with a DLQ and retries', () => {

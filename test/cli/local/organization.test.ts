@@ -5,6 +5,8 @@ import { localRemoteBuildsFor } from '../../../cli/local/local-remote-builds';
 import { LocalRuntime } from '../../../cli/local/local-runtime';
 import { CfnTemplate, synthesizeTemplate } from '../../../cli/local/synthesized-template';
 import { parseConfig, PatchlineConfig } from '../../../lambdas/domain/config';
+import { learnLineageSessionName } from '../../../lambdas/domain/learned-lineage';
+import { BaseImageAnnotation, ManifestMediaType } from '../../../lambdas/domain/oci-base-image';
 import { ImageNode } from '../../../lambdas/domain/lineage';
 import { parseRegistryKey, registryHost } from '../../../lambdas/domain/registry-scope';
 import { remoteBuildSessionName } from '../../../lambdas/domain/remote-build';
@@ -143,6 +145,8 @@ describe('Class: LocalRuntime (organization)', () => {
       expect((letters[0].event as { account: string }).account).toBe(stranger.account);
       expect(await runtime.deps.lineage.currentVersion('apps/payments-api')).toBeUndefined();
       expect(await runtime.deps.lineage.currentVersion(key(stranger, 'apps/payments-api'))).toBeUndefined();
+      // Refused before learn-lineage assumed any role or read any registry.
+      expect(runtime.calls.filter((c) => c.service === 'sts' || c.service === 'ecr')).toEqual([]);
     });
 
     it('refuses a push of a configured account from a region it is not configured in', async () => {
@@ -267,6 +271,84 @@ describe('Class: LocalRuntime (organization)', () => {
       expect(member?.reason).toContain('FAILED');
       expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
       expect(runtime.stepFunctions.pendingTokens).toBe(0);
+    });
+  });
+
+  describe('Method: runUntilQuiet (learn-lineage reads the spoke registries)', () => {
+    const orders = { account: '333333333333', region: 'us-east-1' };
+    const ordersRole = `arn:aws:iam::${orders.account}:role/${hubAccessRoleName(orders.region)}`;
+    const ORDERS_REGISTRY = `${orders.account}/${orders.region}`;
+    type Recorded = { Registry?: string; Credentials?: { RoleArn?: string; RoleSessionName?: string }; Region?: string; resourceArn?: string };
+
+    const learnedOutputs = (r: LocalRuntime): Array<Record<string, unknown>> =>
+      r.stepFunctions.allExecutions.filter((e) => e.stateMachine.includes('ImagePushed')).map((e) => (e.output as { learned?: Record<string, unknown> } | undefined)?.learned ?? {});
+
+    it('learns a spoke push from that spoke registry through its hub-access role, and keeps the session for the rebuild push', async () => {
+      const config = exampleConfig();
+      runtime = await LocalRuntime.start({ config, lineage: lineage(orders), template: synthesizeTemplate(config) });
+      const api = digestOf('orders-api 1');
+      const worker = digestOf('orders-worker 1');
+      const registry = runtime.spokeRegistries.registry(orders);
+      registry.putImage('apps/orders-worker', worker, {
+        manifest: {
+          schemaVersion: 2,
+          mediaType: ManifestMediaType.OCI_MANIFEST,
+          config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf('config'), size: 2 },
+          layers: [],
+          annotations: { [BaseImageAnnotation.NAME]: `${key(orders, 'apps/orders-api')}@${api}`, [BaseImageAnnotation.DIGEST]: api },
+        },
+      });
+      registry.tagRepository('apps/orders-worker', { owner: 'orders-team', 'build-project': 'apps-orders-worker' });
+
+      runtime.send(pushIn(orders, 'apps/orders-worker', worker));
+      await runtime.runUntilQuiet();
+
+      expect(learnedOutputs(runtime)).toEqual([expect.objectContaining({ image: key(orders, 'apps/orders-worker'), outcome: 'learned', parent: key(orders, 'apps/orders-api'), parentDigest: api, owner: 'orders-team' })]);
+      expect(await runtime.deps.lineage.getImage(key(orders, 'apps/orders-worker'))).toMatchObject({
+        owner: 'orders-team',
+        parents: [{ image: key(orders, 'apps/orders-api'), role: 'runtime' }],
+        build: { project: 'apps-orders-worker' },
+      });
+      // One AssumeRole of the orders role at the us-east-1 endpoint, then every read in the orders registry with it.
+      const reads = runtime.calls.filter((c) => c.service === 'sts' || c.service === 'ecr');
+      expect(reads.map((c) => [c.service, c.action])).toEqual([
+        ['sts', 'AssumeRole'],
+        ['ecr', 'BatchGetImage'],
+        ['ecr', 'ListTagsForResource'],
+      ]);
+      const session = learnLineageSessionName('apps/orders-worker', worker);
+      expect(reads[0].parameters).toEqual({ RoleArn: ordersRole, RoleSessionName: session, DurationSeconds: 900, Region: orders.region });
+      for (const read of reads.slice(1)) {
+        expect(read.parameters).toMatchObject({ Registry: ORDERS_REGISTRY, Credentials: { RoleArn: ordersRole, RoleSessionName: session }, Region: orders.region });
+      }
+      expect((reads[2].parameters as Recorded).resourceArn).toBe(`arn:aws:ecr:us-east-1:${orders.account}:repository/apps/orders-worker`);
+
+      // A push of its parent in the same spoke rebuilds it there; the rebuild's push is read through the same session.
+      const api2 = digestOf('orders-api 2');
+      runtime.send(pushIn(orders, 'apps/orders-api', api2));
+      await runtime.runUntilQuiet();
+      const builds = runtime.codebuild.builds;
+      expect(builds.map((b) => [b.image, b.roleArn, b.buildRegion, b.status])).toEqual([[key(orders, 'apps/orders-worker'), ordersRole, orders.region, 'SUCCEEDED']]);
+      expect(learnedOutputs(runtime).find((l) => l.digest === builds[0].pushedDigest)).toMatchObject({ image: key(orders, 'apps/orders-worker'), outcome: 'unchanged', parent: key(orders, 'apps/orders-api'), parentDigest: api2 });
+      expect(runtime.calls.filter((c) => c.service === 'sts')).toHaveLength(1);
+      // Nothing was read in the hub's registry: every ECR call went to the orders registry as the orders role.
+      expect(runtime.calls.filter((c) => c.service === 'ecr').every((c) => (c.parameters as Recorded).Registry === ORDERS_REGISTRY && (c.parameters as Recorded).Credentials?.RoleArn === ordersRole)).toBe(true);
+      expect(runtime.result().deadLetters).toEqual([]);
+      expect(await runtime.semaphoreState()).toEqual({ inUse: 0, holders: [], waiters: 0 });
+    });
+
+    it('reads a hub push in the hub registry without assuming any role', async () => {
+      const config = exampleConfig();
+      runtime = await LocalRuntime.start({ config, lineage: lineage(orders), template: synthesizeTemplate(config) });
+      const digest = digestOf('builders 1');
+      runtime.ecr.putImage('builders/python-ci', digest, { manifest: { schemaVersion: 2, mediaType: ManifestMediaType.OCI_MANIFEST, config: { mediaType: 'application/vnd.oci.image.config.v1+json', digest: digestOf('c'), size: 2 }, layers: [], annotations: { [BaseImageAnnotation.NAME]: `${registryHost(HUB.account, HUB.region)}/enterprise/python-311@${digestOf('py')}`, [BaseImageAnnotation.DIGEST]: digestOf('py') } } });
+
+      runtime.send(pushIn(HUB, 'builders/python-ci', digest));
+      await runtime.runUntilQuiet();
+
+      expect(learnedOutputs(runtime)).toEqual([expect.objectContaining({ image: 'builders/python-ci', outcome: 'unchanged', parent: 'enterprise/python-311' })]);
+      expect(runtime.calls.filter((c) => c.service === 'sts')).toEqual([]);
+      expect(runtime.calls.filter((c) => c.service === 'ecr').map((c) => [c.action, (c.parameters as Recorded).Registry])).toEqual([['BatchGetImage', undefined]]);
     });
   });
 });
