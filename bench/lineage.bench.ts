@@ -8,7 +8,8 @@ import { createPatchlineTable, DynamoDbEmulator, startDynamoDbEmulator } from '.
 import { parseLineageFile } from '../lambdas/domain/lineage-file';
 import { ImageNode, LineageGraph, ParentRole, RebuildPlan, Tier } from '../lambdas/domain/lineage';
 import { DynamoLineageStore } from '../lambdas/store/dynamo-lineage-store';
-import { DescendantRecord } from '../lambdas/store/lineage-store';
+import { learnFromPush, PushFacts, TaggedFields } from '../lambdas/domain/learned-lineage';
+import { DescendantRecord, LineageStore } from '../lambdas/store/lineage-store';
 import { reportBenchmark } from './report';
 
 const OFFICIAL_EDGES = join(__dirname, '../../shared/data/lineage/official-images-edges-allfroms.tsv');
@@ -69,6 +70,23 @@ async function main(): Promise<void> {
       await measureImport(emulator, syntheticStore, `single-image put (${SYNTHETIC_SIZE.toLocaleString('en')} images)`, learned(SYNTHETIC_ROOT)),
     );
 
+    // learn-lineage's store requests for one push, the way it read and wrote before updateImage and the way it does now.
+    const learns: LearnMeasurement[] = [];
+    for (const [store, where, parent] of [
+      [officialStore, 'official graph', roots[0]],
+      [syntheticStore, `${SYNTHETIC_SIZE.toLocaleString('en')} images`, SYNTHETIC_ROOT],
+    ] as const) {
+      const tags: TaggedFields = { owner: 'team-learn', project: 'learn-project', notes: [] };
+      learns.push(
+        await measureLearn(emulator, `learn a new image, before: getImage + putImages (${where})`, () => learnBefore(store, { image: `learn-before/${parent}`, parent }, tags)),
+        await measureLearn(emulator, `learn a new image: updateImage, tags read between (${where})`, () => learnNow(store, { image: `learn-now/${parent}`, parent }, tags)),
+        await measureLearn(emulator, `re-parent an owned image, before (${where})`, () => learnBefore(store, { image: `learn-before/${parent}`, parent: 'python:3.12' }, tags)),
+        await measureLearn(emulator, `re-parent an owned image: updateImage (${where})`, () => learnNow(store, { image: `learn-now/${parent}`, parent: 'python:3.12' }, tags)),
+        await measureLearn(emulator, `push that changes nothing, before (${where})`, () => learnBefore(store, { image: `learn-before/${parent}`, parent: 'python:3.12' }, tags)),
+        await measureLearn(emulator, `push that changes nothing: updateImage (${where})`, () => learnNow(store, { image: `learn-now/${parent}`, parent: 'python:3.12' }, tags)),
+      );
+    }
+
     const synth = plans[1];
     const targets = {
       storeRequestsWithinPageBound: plans.every((p) => p.store.requests <= p.store.pageBound),
@@ -96,18 +114,20 @@ async function main(): Promise<void> {
         'naive ms': '-',
         'fewer requests': `${i.closureItemsPut} closure put, ${i.closureItemsDeleted} deleted`,
       })),
+      ...learns.map((l) => ({ scenario: l.scenario, images: 1, requests: l.requests, 'bound ceil(n/page)+2': '-', ms: l.ms, 'naive requests': '-', 'naive ms': '-', 'fewer requests': l.sent.join(' ') })),
     ];
     reportBenchmark('lineage', rows, {
       backend: 'dynalite (in process, loopback) spoken to by @aws-sdk/client-dynamodb; requests counted by SDK middleware, retries included',
       queryPageSize: PAGE_SIZE,
       writeLease:
-        'every putImages takes and releases the lineage write lease: 2 requests (conditional PutItem, UpdateItem) on top of the scan and the writes, ' +
+        'every putImages, and every updateImage that changes its image, takes and releases the lineage write lease: 2 requests (conditional PutItem, UpdateItem) on top of the scan and the writes, ' +
         'plus one UpdateItem per renewal (a write running longer than 10 s)',
       synthetic:
         `${SYNTHETIC_SIZE} images: ${SYNTHETIC_ROOT} above renamed copies of the largest official closures ` +
         `(${roots.slice(0, 3).join(', ')}), the last one cut`,
       plans,
       imports,
+      learns,
       targets,
     });
     if (!Object.values(targets).every(Boolean)) {
@@ -146,6 +166,53 @@ async function measureImport(
     closureItemsPut: result.closureItemsPut,
     closureItemsDeleted: result.closureItemsDeleted,
   };
+}
+
+interface LearnMeasurement {
+  scenario: string;
+  requests: number;
+  ms: number;
+  /** The requests, in order, by command (`GetItem`, `PutItem` …), so a difference between two paths shows where it is. */
+  sent: string[];
+}
+
+/** The commands the benchmark's client sent, in order (recorded by a middleware added in measureLearn). */
+const sentCommands: string[] = [];
+
+async function measureLearn(emulator: DynamoDbEmulator, scenario: string, learn: () => Promise<void>): Promise<LearnMeasurement> {
+  if (!emulator.client.middlewareStack.identify().some((m) => m.startsWith('benchSentCommands'))) {
+    emulator.client.middlewareStack.add(
+      (next, context) => async (args) => {
+        sentCommands.push(String(context.commandName).replace(/Command$/, ''));
+        return next(args);
+      },
+      { step: 'initialize', name: 'benchSentCommands' },
+    );
+  }
+  const [before, logged] = [emulator.requestCount(), sentCommands.length];
+  const started = performance.now();
+  await learn();
+  return { scenario, requests: emulator.requestCount() - before, ms: Math.round(performance.now() - started), sent: sentCommands.slice(logged) };
+}
+
+/** learn-lineage before updateImage: the node read before the lease, the node built from it put under the lease. */
+async function learnBefore(store: LineageStore, facts: PushFacts, tags: TaggedFields): Promise<void> {
+  const current = await store.getImage(facts.image);
+  let learned = learnFromPush(current, facts);
+  if (learned.needsTags) learned = learnFromPush(current, { ...facts, tags });
+  if (learned.write && learned.node) await store.putImages([learned.node]);
+}
+
+/** learn-lineage now: decided on the node read under the lease; a node that needs the repository tags asks once more. */
+async function learnNow(store: LineageStore, facts: PushFacts, tags: TaggedFields): Promise<void> {
+  let needsTags = false;
+  const update = (withTags?: TaggedFields) => (current: ImageNode | undefined): ImageNode | undefined => {
+    const learned = learnFromPush(current, { ...facts, ...(withTags ? { tags: withTags } : {}) });
+    needsTags = learned.needsTags;
+    return learned.write ? learned.node : undefined;
+  };
+  await store.updateImage(facts.image, update());
+  if (needsTags) await store.updateImage(facts.image, update(tags));
 }
 
 async function measurePlan(

@@ -139,6 +139,74 @@ export function learnRuntimeParent(existing: ImageNode | undefined, image: strin
   return { change: LineageChange.REPARENTED, node, ...(runtime && !sameParent(runtime.image, parent) ? { previousParent: runtime.image } : {}) };
 }
 
+/** What a push tells about its image, read from the registry before the lineage is. */
+export interface PushFacts {
+  readonly image: string;
+  /** The lineage key of the base the push declares by name; undefined when it declares none, or a digest only. */
+  readonly parent?: string;
+  /** The digest of the declared base, when it gives one. */
+  readonly baseDigest?: string;
+  /** The owner and build project its repository's tags name, once read; without them an image lacking either asks for them. */
+  readonly tags?: TaggedFields;
+}
+
+export interface LearnedPush {
+  /** The image's node after the push; undefined when it is not in the lineage and the push declares no base. */
+  readonly node?: ImageNode;
+  /** True when `node` differs from the stored one and must be written. */
+  readonly write: boolean;
+  /** How the runtime parent changed; null when the push declares no named base. */
+  readonly change: LineageChange | null;
+  /** The runtime parent it had before, when it was replaced. */
+  readonly previousParent?: string;
+  /** The key the base digest is recorded under: the runtime parent the declared base names. */
+  readonly parent?: string;
+  /** `lineage` when the stored node named the owner, `repository-tag` when the tags gave it now, null when unowned. */
+  readonly ownerSource: 'lineage' | OwnerSource | null;
+  /** The node lacks an owner or build project and no tags were given: read them and decide again (nothing to write yet). */
+  readonly needsTags: boolean;
+  /** The fields taken from the repository's tags: those the stored node lacked. */
+  readonly taken: { readonly owner?: string; readonly project?: string };
+}
+
+/**
+ * What a push changes in its image's node, decided on the node as stored (`current`): the declared base becomes the
+ * runtime parent (learnRuntimeParent), and a missing owner or build project is taken from the repository's tags. Pure,
+ * so the store can call it again with the node it reads under its write lease.
+ */
+export function learnFromPush(current: ImageNode | undefined, facts: PushFacts): LearnedPush {
+  let node = current;
+  let change: LineageChange | null = null;
+  let previousParent: string | undefined;
+  let parent: string | undefined;
+  if (facts.parent !== undefined) {
+    const learned = learnRuntimeParent(current, facts.image, facts.parent);
+    ({ node, change, previousParent } = learned);
+    // A rebuild pins an external parent by digest: the declared tag stays the parent's key.
+    parent = learned.node.parents.find((p) => p.role === ParentRole.RUNTIME)?.image ?? facts.parent;
+  } else if (facts.baseDigest !== undefined && current) {
+    // A digest without a name: it can only be the digest of the runtime parent already known.
+    parent = current.parents.find((p) => p.role === ParentRole.RUNTIME)?.image;
+  }
+  const learnedParent = change === LineageChange.ADDED || change === LineageChange.REPARENTED;
+  const base = { change, ...(previousParent ? { previousParent } : {}), ...(parent !== undefined ? { parent } : {}) };
+  if (!node) return { ...base, write: false, ownerSource: null, needsTags: false, taken: {} };
+  if (node.owner && node.build) return { ...base, node, write: learnedParent, ownerSource: 'lineage', needsTags: false, taken: {} };
+  if (!facts.tags) return { ...base, node, write: false, ownerSource: node.owner ? 'lineage' : null, needsTags: true, taken: {} };
+  const owner = node.owner ? undefined : facts.tags.owner;
+  const project = node.build ? undefined : facts.tags.project;
+  const taken = { ...(owner ? { owner } : {}), ...(project ? { project } : {}) };
+  const withFields: ImageNode = { ...node, ...(owner ? { owner } : {}), ...(project ? { build: { project } } : {}) };
+  return {
+    ...base,
+    node: withFields,
+    write: learnedParent || owner !== undefined || project !== undefined,
+    ownerSource: node.owner ? 'lineage' : owner ? OwnerSource.REPOSITORY_TAG : null,
+    needsTags: false,
+    taken,
+  };
+}
+
 export const DEFAULT_OWNER_TAG_KEY = 'owner';
 export const DEFAULT_BUILD_PROJECT_TAG_KEY = 'build-project';
 

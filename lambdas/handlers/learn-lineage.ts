@@ -11,17 +11,20 @@ import {
   DEFAULT_OWNER_TAG_KEY,
   ecrRepositoryArn,
   fieldsFromRepositoryTags,
+  LearnedPush,
   LearnedSource,
+  learnFromPush,
   learnLineageSessionName,
-  learnRuntimeParent,
   LineageChange,
   NoPlatformManifestError,
   OwnerSource,
   parentKeyOfBase,
   platformManifestDigest,
+  PushFacts,
   RepositoryTagPolicy,
+  TaggedFields,
 } from '../domain/learned-lineage';
-import { ImageNode, LineageCycleError, ParentRole } from '../domain/lineage';
+import { LineageCycleError } from '../domain/lineage';
 import {
   BaseImage,
   BaseImageDigestConflictError,
@@ -36,7 +39,7 @@ import {
 import { parseRegistryKey, REGISTRY_SCOPE_ENV, RegistryScope } from '../domain/registry-scope';
 import { LineageTooDeepError } from '../store/dynamo-lineage-store';
 import { DiscoveryStore } from '../store/discovery-store';
-import { ImageKeyTooLongError, TooManyParentsError } from '../store/lineage-store';
+import { ImageKeyTooLongError, ImageUpdate, TooManyParentsError } from '../store/lineage-store';
 import { dependenciesFromEnvironment, HandlerDependencies, requireEnv } from './dependencies';
 import { traced } from '../aws/traced-client';
 
@@ -173,47 +176,38 @@ export function makeLearnLineageHandler(deps: LearnLineageDependencies): (event:
       const declared = await readDeclaredBase(ecr, push.repository, push.digest);
       if (!declared) return result(LearnOutcome.IMAGE_NOT_FOUND, { reason: `ECR has no image ${image}@${push.digest}` });
 
-      const existing = await deps.lineage.getImage(image);
-      let node: ImageNode | undefined = existing;
-      let change: LineageChange | null = null;
-      let previousParent: string | undefined;
-      let parent = declared.base ? parentKeyInScope(scope, declared.base, push) : undefined;
-      if (parent !== undefined) {
-        const learned = learnRuntimeParent(existing, image, parent);
-        node = learned.node;
-        change = learned.change;
-        previousParent = learned.previousParent;
-        // A rebuild pins an external parent by digest: the declared tag stays the parent's key.
-        parent = node.parents.find((p) => p.role === ParentRole.RUNTIME)?.image ?? parent;
-      } else if (declared.base?.digest && existing) {
-        // A digest without a name: it can only be the digest of the runtime parent already known.
-        parent = existing.parents.find((p) => p.role === ParentRole.RUNTIME)?.image;
-      }
-
-      let ownerSource: LearnLineageResult['ownerSource'] = node?.owner ? 'lineage' : null;
-      let fieldsTaken = false;
-      if (node && (!node.owner || !node.build)) {
-        const tags = await ecr.repositoryTags(ecrRepositoryArn(push.account, push.region, push.repository));
-        const fields = fieldsFromRepositoryTags(tags, settings.tags);
-        const owner = node.owner ?? fields.owner;
-        const build = node.build ?? (fields.project ? { project: fields.project } : undefined);
-        fieldsTaken = owner !== node.owner || build !== node.build;
-        if (!node.owner && fields.owner) ownerSource = OwnerSource.REPOSITORY_TAG;
-        node = { ...node, ...(owner ? { owner } : {}), ...(build ? { build } : {}) };
-        if (fields.owner || fields.project || fields.notes.length > 0) {
+      const parentKey = declared.base ? parentKeyInScope(scope, declared.base, push) : undefined;
+      const facts: PushFacts = {
+        image,
+        ...(parentKey !== undefined ? { parent: parentKey } : {}),
+        ...(declared.base?.digest ? { baseDigest: declared.base.digest } : {}),
+      };
+      let tags: TaggedFields | undefined;
+      let learned!: LearnedPush;
+      // The store calls this with the node it reads under its write lease, and writes (validating the whole lineage,
+      // cycles included) what the last call returned: a concurrent push of the same image is read, never overwritten.
+      const learn: ImageUpdate = (current) => {
+        learned = learnFromPush(current, { ...facts, ...(tags ? { tags } : {}) });
+        return learned.write ? learned.node : undefined;
+      };
+      await deps.lineage.updateImage(image, learn);
+      if (learned.needsTags) {
+        // The node lacks an owner or build project: read the repository's tags (outside the lease) and decide again.
+        tags = fieldsFromRepositoryTags(await ecr.repositoryTags(ecrRepositoryArn(push.account, push.region, push.repository)), settings.tags);
+        await deps.lineage.updateImage(image, learn);
+        if (tags.owner || tags.project || tags.notes.length > 0) {
           await settings.discovery.recordTagged(image, {
             at,
             source: OwnerSource.REPOSITORY_TAG,
-            ...(fields.owner && !existing?.owner ? { owner: fields.owner } : {}),
-            ...(fields.project && !existing?.build ? { project: fields.project } : {}),
-            notes: fields.notes.map((n) => n.slice(0, 300)),
+            ...(learned.taken.owner ? { owner: learned.taken.owner } : {}),
+            ...(learned.taken.project ? { project: learned.taken.project } : {}),
+            notes: tags.notes.map((n) => n.slice(0, 300)),
           });
         }
-        if (fields.notes.length > 0) logger.warn('repository tags refused', { image, notes: fields.notes });
+        if (tags.notes.length > 0) logger.warn('repository tags refused', { image, notes: tags.notes });
       }
+      const { change, previousParent, parent, ownerSource, node } = learned;
 
-      // putImages validates the whole lineage (cycles included) before it writes anything.
-      if (node && (change === LineageChange.ADDED || change === LineageChange.REPARENTED || fieldsTaken)) await deps.lineage.putImages([node]);
       const parentDigest = parent !== undefined ? declared.base?.digest : undefined;
       if (parent !== undefined && parentDigest !== undefined) {
         await deps.lineage.putVersion({ image, digest: push.digest, tags: push.tag ? [push.tag] : [], pushedAt: push.pushedAt, parentDigests: { [parent]: parentDigest } });

@@ -13,6 +13,7 @@ import { DuplicateImageError, ImageNode, ImageNotFoundError, LineageGraph, Paren
 import {
   DescendantRecord,
   ImageKeyTooLongError,
+  ImageUpdate,
   ImageVersion,
   ImageVersionSchema,
   InvalidImageVersionError,
@@ -24,6 +25,7 @@ import {
   PutImagesOptions,
   PutImagesResult,
   TooManyParentsError,
+  UpdateImageResult,
 } from './lineage-store';
 import { KeyPrefix, TableKeys } from './table';
 import { LineageLeaseOptions, LineageWriteLease } from './lineage-write-lease';
@@ -137,6 +139,33 @@ export class DynamoLineageStore implements LineageStore {
     });
   }
 
+  /**
+   * One strongly consistent GetItem first: an update that changes nothing is settled there, without the lease or the
+   * scan (a push of an image already known as declared costs one read). Otherwise the update is called again with the
+   * node read under the lease, and only that call decides what is written.
+   */
+  public async updateImage(image: string, update: ImageUpdate): Promise<UpdateImageResult> {
+    validateKey(image);
+    const { Item } = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: nodeKey(image), ConsistentRead: true }));
+    const seen = Item ? toImageNode(Item) : undefined;
+    if (!updateChanges(image, seen, update(seen))) return { node: seen };
+    return this.underLease(async (session) => {
+      const { graph: before, stored } = await this.loadForWrite(session);
+      // An image known only as someone's parent whose item an interrupted write left unwritten has no stored node.
+      const current = stored.has(image) ? before.get(image) : undefined;
+      const next = update(current);
+      if (!updateChanges(image, current, next)) return { node: current };
+      validateNode(next);
+      const merged = new Map<string, ImageNode>();
+      for (const node of before.images()) merged.set(node.image, node);
+      merged.set(image, next);
+      // Validates the final lineage (cycles included) before a single write, exactly as putImages does.
+      const after = LineageGraph.fromImages(merged.values());
+      const externalsAdded = [...after.images()].filter((n) => !before.has(n.image) && n.image !== image).map((n) => n.image);
+      return { node: next, written: await this.applyDifference(before, after, stored, externalsAdded, {}, session) };
+    });
+  }
+
   public async getImage(image: string): Promise<ImageNode | undefined> {
     const { Item } = await this.doc.send(new GetCommand({ TableName: this.tableName, Key: nodeKey(image) }));
     return Item ? toImageNode(Item) : undefined;
@@ -235,6 +264,8 @@ export class DynamoLineageStore implements LineageStore {
           FilterExpression: withClosure ? '(#sk = :node AND begins_with(#pk, :img)) OR begins_with(#pk, :desc)' : '#sk = :node AND begins_with(#pk, :img)',
           ExpressionAttributeNames: { '#pk': TableKeys.PARTITION_KEY, '#sk': TableKeys.SORT_KEY },
           ExpressionAttributeValues: { ':node': KeyPrefix.NODE, ':img': KeyPrefix.IMAGE, ...(withClosure ? { ':desc': KeyPrefix.DESCENDANTS } : {}) },
+          // Under the lease the read must see the last writer's items: it released the lease just before.
+          ConsistentRead: lease !== undefined,
           ExclusiveStartKey,
         }),
       );
@@ -536,6 +567,15 @@ function recordSignature(node: ImageNode | undefined): string {
 
 function parentsSignature(node: ImageNode | undefined): string {
   return node ? JSON.stringify(node.parents.map((p) => p.image)) : NO_IMAGE;
+}
+
+/** True when an update's result must be written; refuses one that returns another image's node. */
+function updateChanges(image: string, current: ImageNode | undefined, next: ImageNode | undefined): next is ImageNode {
+  if (next === undefined) return false;
+  if (next.image !== image) {
+    throw new RangeError(`the update of image ${JSON.stringify(image)} returned the node of ${JSON.stringify(next.image)}; it must return the node of the image it updates`);
+  }
+  return current === undefined || recordSignature(current) !== recordSignature(next);
 }
 
 function validateNode(node: ImageNode): void {

@@ -45,6 +45,20 @@ export interface PutImagesResult {
   readonly writeRequests: number;
 }
 
+/**
+ * The change an updateImage makes, given the image's node as stored (undefined when it has none): the node to store,
+ * or undefined (or the same fields) to leave it as it is. Pure: it may be called more than once, and only its last
+ * call, with the node read under the write lease, decides what is written.
+ */
+export type ImageUpdate = (current: ImageNode | undefined) => ImageNode | undefined;
+
+export interface UpdateImageResult {
+  /** The image as stored after the update: what the last call of the update returned, or the node it left as it was. */
+  readonly node: ImageNode | undefined;
+  /** What was written, as putImages reports it; undefined when the update changed nothing (nothing was written). */
+  readonly written?: PutImagesResult;
+}
+
 /** Where the image lineage and the versions of each image are kept. */
 export interface LineageStore {
   /**
@@ -52,6 +66,12 @@ export interface LineageStore {
    * Refuses a batch that would close a cycle, or holds an image twice, before anything is written.
    */
   putImages(nodes: readonly ImageNode[], options?: PutImagesOptions): Promise<PutImagesResult>;
+  /**
+   * Read-modify-write of one image: `update` is called with the node as stored by the writer that holds the lineage
+   * write lease, and what it returns is validated and written as putImages writes it, before the lease is released;
+   * so two updates of the same image never overwrite each other's fields. An update that changes nothing takes no lease.
+   */
+  updateImage(image: string, update: ImageUpdate): Promise<UpdateImageResult>;
   getImage(image: string): Promise<ImageNode | undefined>;
   /** Removes an image; if it has children it stays as an `external` parent so nothing downstream is lost. */
   deleteImage(image: string): Promise<void>;

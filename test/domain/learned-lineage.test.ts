@@ -4,6 +4,7 @@ import {
   ecrRepositoryArn,
   fieldsFromRepositoryTags,
   inferTier,
+  learnFromPush,
   learnLineageSessionName,
   learnRuntimeParent,
   NoPlatformManifestError,
@@ -78,6 +79,61 @@ describe('Function: learnRuntimeParent', () => {
 
   it('gives an external placeholder pushed to our registry a real tier', () => {
     expect(learnRuntimeParent({ image: 'enterprise/jdk-21', tier: 'external', parents: [] }, 'enterprise/jdk-21', 'eclipse-temurin:21').node.tier).toBe('enterprise');
+  });
+});
+
+describe('Function: learnFromPush', () => {
+  const orders: ImageNode = {
+    image: 'apps/orders-api',
+    tier: 'application',
+    owner: 'orders-team',
+    parents: [{ image: 'enterprise/python-311', role: 'runtime' }],
+    build: { project: 'apps-orders-api' },
+  };
+  const { owner: _owner, ...unowned } = orders;
+
+  it('learns the declared base of an image that has its owner and build project without asking for tags', () => {
+    expect(learnFromPush(orders, { image: orders.image, parent: 'python:3.12', baseDigest: D })).toEqual({
+      change: 'reparented',
+      previousParent: 'enterprise/python-311',
+      parent: 'python:3.12',
+      node: { ...orders, parents: [{ image: 'python:3.12', role: 'runtime' }] },
+      write: true,
+      ownerSource: 'lineage',
+      needsTags: false,
+      taken: {},
+    });
+  });
+
+  it('asks for the repository tags, writing nothing yet, when the node lacks an owner or build project', () => {
+    expect(learnFromPush(unowned, { image: orders.image, parent: 'python:3.12' })).toMatchObject({ write: false, needsTags: true, change: 'reparented', ownerSource: null });
+    expect(learnFromPush(undefined, { image: 'apps/new', parent: 'python:3.12' })).toMatchObject({ write: false, needsTags: true, change: 'added' });
+  });
+
+  it('takes only the fields the stored node lacks from the tags, and writes them even without a declared base', () => {
+    expect(learnFromPush(unowned, { image: orders.image, tags: { owner: 'tagged-team', project: 'tagged-project', notes: [] } })).toEqual({
+      change: null,
+      node: { ...unowned, owner: 'tagged-team' },
+      write: true,
+      ownerSource: 'repository-tag',
+      needsTags: false,
+      taken: { owner: 'tagged-team' },
+    });
+  });
+
+  it('writes nothing for a push the stored node already records, whatever the tags say', () => {
+    expect(learnFromPush(orders, { image: orders.image, parent: 'enterprise/python-311', tags: { owner: 'other-team', notes: [] } })).toMatchObject({
+      change: 'unchanged',
+      node: orders,
+      write: false,
+      ownerSource: 'lineage',
+      taken: {},
+    });
+  });
+
+  it('gives a digest-only base to the runtime parent already known, and learns nothing for an unknown image', () => {
+    expect(learnFromPush(orders, { image: orders.image, baseDigest: D })).toMatchObject({ parent: 'enterprise/python-311', change: null, write: false });
+    expect(learnFromPush(undefined, { image: 'apps/new', baseDigest: D })).toEqual({ change: null, write: false, ownerSource: null, needsTags: false, taken: {} });
   });
 });
 

@@ -5,7 +5,7 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { createHash } from 'crypto';
 import { join } from 'path';
 import { loadLineage } from '../../cli/input-files';
-import { createPatchlineTable } from '../../cli/local/dynamodb-emulator';
+import { createLocalDynamoDbClient, createPatchlineTable } from '../../cli/local/dynamodb-emulator';
 import { ACCEPTED_MANIFEST_TYPES, SdkEcrImages } from '../../lambdas/aws/ecr-images';
 import { awsSpokeEcrImages, SpokeRegistryAccessError } from '../../lambdas/aws/spoke-ecr-images';
 import { InvalidEventError } from '../../lambdas/domain/ecr-push-event';
@@ -262,6 +262,52 @@ describe('Function: makeLearnLineageHandler', () => {
 
     expect(result).toMatchObject({ outcome: LearnOutcome.NOT_DECLARED, owner: 'orders-team', ownerSource: 'repository-tag', parent: null });
     expect(await deps.lineage.getImage('apps/orders-api')).toMatchObject({ owner: 'orders-team', parents: [{ image: 'enterprise/python-311', role: 'runtime' }] });
+  });
+
+  it('loses no field when two pushes of one image are learned at once: the parent one learned and the owner the other took both stay', async () => {
+    const lineage = SEED.map((n) => (n.image === 'apps/orders-api' ? { ...n, owner: undefined } : n));
+    const config = JSON.stringify({ config: { Labels: null } });
+    const { handle, deps, tableName } = await setup(lineage, async () => new Response(config));
+    const [rebased, plain] = [digestOf('orders on 3.12'), digestOf('orders, no base')];
+    ecrHolds({ [rebased]: manifest(based('python:3.12', digestOf('python:3.12'))), [plain]: manifest(undefined, sha256(config)) });
+    ecr.on(GetDownloadUrlForLayerCommand).resolves({ downloadUrl: 'https://blob.example/config' });
+    repositoryTagged({ owner: 'orders-team' });
+    // The plain push's lineage store: once it has read the node, the re-based push is learned whole before its lease put goes out.
+    let nodeRead!: () => void;
+    const read = new Promise<void>((resolve) => (nodeRead = resolve));
+    let rebasedLearned!: () => void;
+    const learnedFirst = new Promise<void>((resolve) => (rebasedLearned = resolve));
+    const client = createLocalDynamoDbClient(emulator.endpoint);
+    client.middlewareStack.add(
+      (next, context) => async (args) => {
+        if (context.commandName === 'PutItemCommand') await learnedFirst;
+        const out = await next(args);
+        if (context.commandName === 'GetItemCommand') nodeRead();
+        return out;
+      },
+      { step: 'initialize' },
+    );
+    const handlePlain = makeLearnLineageHandler({ ...deps, lineage: new DynamoLineageStore({ client, tableName, lease: { acquireTimeoutMs: 30_000 } }) });
+
+    const pendingPlain = handlePlain(pushEvent('apps/orders-api', plain));
+    await read;
+    const first = await handle(pushEvent('apps/orders-api', rebased));
+    rebasedLearned();
+    const second = await pendingPlain;
+    client.destroy();
+
+    expect(first).toMatchObject({ outcome: LearnOutcome.LEARNED, change: 'reparented', parent: 'python:3.12', owner: 'orders-team', ownerSource: 'repository-tag' });
+    // The plain push decided on the node as the re-based push left it: the owner is the lineage's now, nothing to write.
+    expect(second).toMatchObject({ outcome: LearnOutcome.NOT_DECLARED, change: null, parent: null, owner: 'orders-team', ownerSource: 'lineage' });
+    expect(await deps.lineage.getImage('apps/orders-api')).toEqual({
+      image: 'apps/orders-api',
+      tier: 'application',
+      owner: 'orders-team',
+      parents: [{ image: 'python:3.12', role: 'runtime' }],
+      build: { project: 'apps-orders-api' },
+    });
+    expect((await deps.lineage.descendants('python:3.12')).map((d) => d.image)).toEqual(['apps/orders-api']);
+    expect((await deps.lineage.descendants('enterprise/python-311')).map((d) => d.image)).not.toContain('apps/orders-api');
   });
 
   it('reports an image ECR does not hold and reads nothing else', async () => {

@@ -1,9 +1,10 @@
 import { DescribeTableCommand } from '@aws-sdk/client-dynamodb';
 import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, ScanCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
 import { createLocalDynamoDbClient, createPatchlineTable } from '../../cli/local/dynamodb-emulator';
+import { learnFromPush, PushFacts } from '../../lambdas/domain/learned-lineage';
 import { ImageNode, LineageCycleError, ParentRole, Tier } from '../../lambdas/domain/lineage';
 import { DynamoLineageStore, DynamoLineageStoreProps } from '../../lambdas/store/dynamo-lineage-store';
-import { LineageBusyError, LineageLeaseLostError } from '../../lambdas/store/lineage-store';
+import { ImageKeyTooLongError, ImageUpdate, LineageBusyError, LineageLeaseLostError, TooManyParentsError } from '../../lambdas/store/lineage-store';
 import { LineageWriteLease } from '../../lambdas/store/lineage-write-lease';
 import { startTestTable } from '../support/dynamodb';
 
@@ -218,6 +219,172 @@ describe('Class: DynamoLineageStore (concurrent writers)', () => {
     it('fails on a lease duration or wait budget that is not a positive integer', () => {
       expect(() => writer('t', { lease: { leaseMs: 0 } })).toThrow('lease.leaseMs must be a positive integer (milliseconds), got 0');
       expect(() => writer('t', { lease: { acquireTimeoutMs: 1.5 } })).toThrow('lease.acquireTimeoutMs must be a positive integer (milliseconds), got 1.5');
+    });
+  });
+
+  describe('Method: updateImage', () => {
+    /** learn-lineage's decision for a push: the declared base learned as runtime parent, and/or the owner from repository tags. */
+    const learning = (facts: Omit<PushFacts, 'image' | 'tags'> & { owner?: string }, calls: Array<ImageNode | undefined> = []): ((image: string) => ImageUpdate) =>
+      (image) => (current) => {
+        calls.push(current);
+        const learned = learnFromPush(current, { image, ...(facts.parent ? { parent: facts.parent } : {}), tags: { ...(facts.owner ? { owner: facts.owner } : {}), notes: [] } });
+        decisions.push({ image, parent: facts.parent, change: learned.change, previousParent: learned.previousParent });
+        return learned.write ? learned.node : undefined;
+      };
+    let decisions: Array<{ image: string; parent?: string; change: string | null; previousParent?: string }>;
+    beforeEach(() => {
+      decisions = [];
+    });
+    const unowned = (image: string, ...parents: string[]): ImageNode => ({ image, tier: Tier.APPLICATION, parents: parents.map((p) => ({ image: p, role: ParentRole.RUNTIME })) });
+
+    /** A writer whose lease put waits for `gate`, so that another writer's whole update lands between its first read and its lease. */
+    function gatedWriter(tableName: string, gate: Promise<unknown>): { store: DynamoLineageStore; client: ReturnType<typeof createLocalDynamoDbClient> } {
+      const client = createLocalDynamoDbClient(emulator.endpoint);
+      client.middlewareStack.add(
+        (next, context) => async (args) => {
+          if (context.commandName === 'PutItemCommand') await gate;
+          return next(args);
+        },
+        { step: 'initialize' },
+      );
+      return { store: new DynamoLineageStore({ client, tableName, lease: { acquireTimeoutMs: 30_000 } }), client };
+    }
+
+    it('keeps both facts of concurrent learn-style updates of one image: the parent learned by one, the owner taken by the other', async () => {
+      const tableName = await freshTable();
+      const images = Array.from({ length: 8 }, (_, i) => `apps/svc-${i}`);
+      await writer(tableName).putImages([node('base/a'), node('base/b'), ...images.map((i) => unowned(i, 'base/a'))]);
+      const learnsParent = learning({ parent: 'base/b' });
+      const takesOwner = learning({ owner: 'team-x' });
+
+      const results = await Promise.allSettled(
+        images.flatMap((image) => [learnsParent(image), takesOwner(image)].map((update) => writer(tableName, { lease: { acquireTimeoutMs: 60_000 } }).updateImage(image, update))),
+      );
+
+      expect(results.filter((r) => r.status === 'rejected')).toEqual([]);
+      const { stored, expected } = await closureCheck(tableName);
+      expect(stored).toEqual(expected);
+      for (const image of images) {
+        expect(await writer(tableName).getImage(image)).toEqual({ image, tier: Tier.APPLICATION, owner: 'team-x', parents: [{ image: 'base/b', role: ParentRole.RUNTIME }] });
+      }
+      expect((await writer(tableName).descendants('base/b')).map((d) => d.image).sort()).toEqual(images);
+      expect(await writer(tableName).descendants('base/a')).toEqual([]);
+    });
+
+    it('calls the update with the node as stored under the lease: the second of two re-parentings sees the first and says it re-parented from it', async () => {
+      const tableName = await freshTable();
+      await writer(tableName).putImages([node('base/a'), node('base/b'), node('base/c'), unowned('apps/x', 'base/a'), unowned('apps/below-x', 'apps/x')]);
+      let openGate!: () => void;
+      const { store: second, client } = gatedWriter(tableName, new Promise<void>((resolve) => (openGate = resolve)));
+      const secondCalls: Array<ImageNode | undefined> = [];
+
+      const pending = second.updateImage('apps/x', learning({ parent: 'base/c' }, secondCalls)('apps/x'));
+      while (secondCalls.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      // The first read is done and the lease put held: the other push's whole update lands now.
+      const first = await writer(tableName).updateImage('apps/x', learning({ parent: 'base/b' })('apps/x'));
+      openGate();
+      const result = await pending;
+      client.destroy();
+
+      expect(first.node?.parents).toEqual([{ image: 'base/b', role: ParentRole.RUNTIME }]);
+      expect(secondCalls).toEqual([unowned('apps/x', 'base/a'), unowned('apps/x', 'base/b')]);
+      // Each update is called on its strongly consistent first read, then on the node read under the lease.
+      expect(decisions).toEqual([
+        { image: 'apps/x', parent: 'base/c', change: 'reparented', previousParent: 'base/a' },
+        { image: 'apps/x', parent: 'base/b', change: 'reparented', previousParent: 'base/a' },
+        { image: 'apps/x', parent: 'base/b', change: 'reparented', previousParent: 'base/a' },
+        { image: 'apps/x', parent: 'base/c', change: 'reparented', previousParent: 'base/b' },
+      ]);
+      expect(result).toMatchObject({ node: unowned('apps/x', 'base/c'), written: { imagesWritten: 1 } });
+      const { stored, expected } = await closureCheck(tableName);
+      expect(stored).toEqual(expected);
+      expect((await writer(tableName).descendants('base/c')).map((d) => d.image)).toEqual(['apps/x', 'apps/below-x']);
+      expect(await writer(tableName).descendants('base/b')).toEqual([]);
+      expect((await leaseItem(tableName))?.leaseExpiresAt).toBe(0);
+    });
+
+    it('writes nothing when the node read under the lease already holds the change, and releases the lease', async () => {
+      const tableName = await freshTable();
+      await writer(tableName).putImages([node('base/a'), node('base/b'), unowned('apps/x', 'base/a')]);
+      let openGate!: () => void;
+      const { store: second, client } = gatedWriter(tableName, new Promise<void>((resolve) => (openGate = resolve)));
+      const secondCalls: Array<ImageNode | undefined> = [];
+
+      const pending = second.updateImage('apps/x', learning({ parent: 'base/b' }, secondCalls)('apps/x'));
+      while (secondCalls.length === 0) await new Promise((resolve) => setTimeout(resolve, 5));
+      await writer(tableName).updateImage('apps/x', learning({ parent: 'base/b' })('apps/x'));
+      const before = await scanAll(tableName);
+      openGate();
+      const result = await pending;
+      client.destroy();
+
+      expect(secondCalls).toEqual([unowned('apps/x', 'base/a'), unowned('apps/x', 'base/b')]);
+      expect(decisions.map((d) => d.change)).toEqual(['reparented', 'reparented', 'reparented', 'unchanged']);
+      expect(result).toEqual({ node: unowned('apps/x', 'base/b') });
+      const after = await scanAll(tableName);
+      const withoutLease = (items: Item[]): Item[] => items.filter((i) => i.pk !== LEASE_KEY.pk);
+      expect(withoutLease(after)).toEqual(withoutLease(before));
+      expect((await leaseItem(tableName))?.leaseExpiresAt).toBe(0);
+    });
+
+    it('settles an update that changes nothing with one strongly consistent read, without the lease', async () => {
+      const tableName = await freshTable();
+      await writer(tableName).putImages([node('base/a'), unowned('apps/x', 'base/a')]);
+      const leaseBefore = await leaseItem(tableName);
+      const client = createLocalDynamoDbClient(emulator.endpoint);
+      const sent: Array<{ command: string; consistent: unknown }> = [];
+      client.middlewareStack.add(
+        (next, context) => async (args) => {
+          sent.push({ command: String(context.commandName), consistent: (args.input as { ConsistentRead?: boolean }).ConsistentRead });
+          return next(args);
+        },
+        { step: 'initialize' },
+      );
+
+      const result = await new DynamoLineageStore({ client, tableName }).updateImage('apps/x', learning({ parent: 'base/a' })('apps/x'));
+      client.destroy();
+
+      expect(result).toEqual({ node: unowned('apps/x', 'base/a') });
+      expect(sent).toEqual([{ command: 'GetItemCommand', consistent: true }]);
+      expect(await leaseItem(tableName)).toEqual(leaseBefore);
+    });
+
+    it('adds an image the lineage does not hold, with an external parent it names', async () => {
+      const tableName = await freshTable();
+      await writer(tableName).putImages([node('base/a')]);
+      const result = await writer(tableName).updateImage('apps/new', (current) => (current ? undefined : unowned('apps/new', 'python:3.12')));
+      expect(result).toMatchObject({ node: unowned('apps/new', 'python:3.12'), written: { imagesWritten: 2, externalsAdded: ['python:3.12'] } });
+      expect((await writer(tableName).getImage('python:3.12'))?.tier).toBe(Tier.EXTERNAL);
+      const { stored, expected } = await closureCheck(tableName);
+      expect(stored).toEqual(expected);
+    });
+
+    it('refuses an update that closes a cycle, naming it, writes nothing and releases the lease', async () => {
+      const tableName = await freshTable();
+      await writer(tableName).putImages([node('base/a'), unowned('apps/x', 'base/a')]);
+      const before = await scanAll(tableName);
+      const error = await writer(tableName).updateImage('base/a', learning({ parent: 'apps/x' })('base/a')).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(LineageCycleError);
+      expect((error as Error).message).toMatch(/lineage cycle refused: .*base\/a.*apps\/x/);
+      const withoutLease = (items: Item[]): Item[] => items.filter((i) => i.pk !== LEASE_KEY.pk);
+      expect(withoutLease(await scanAll(tableName))).toEqual(withoutLease(before));
+      expect(await leaseItem(tableName)).toMatchObject({ leaseExpiresAt: 0 });
+      expect((await leaseItem(tableName))?.repairNeeded).toBeUndefined();
+    });
+
+    it('refuses an update that returns another image\'s node, or too many parents, and writes nothing', async () => {
+      const tableName = await freshTable();
+      await writer(tableName).putImages([node('base/a'), unowned('apps/x', 'base/a')]);
+      const before = await scanAll(tableName);
+      await expect(writer(tableName).updateImage('apps/x', () => unowned('apps/y', 'base/a'))).rejects.toThrow(
+        'the update of image "apps/x" returned the node of "apps/y"; it must return the node of the image it updates',
+      );
+      const many = Array.from({ length: 65 }, (_, i) => `base/p${i}`);
+      await expect(writer(tableName).updateImage('apps/x', () => unowned('apps/x', ...many))).rejects.toBeInstanceOf(TooManyParentsError);
+      await expect(writer(tableName).updateImage('x'.repeat(1_001), () => undefined)).rejects.toBeInstanceOf(ImageKeyTooLongError);
+      const withoutLease = (items: Item[]): Item[] => items.filter((i) => i.pk !== LEASE_KEY.pk);
+      expect(withoutLease(await scanAll(tableName))).toEqual(withoutLease(before));
+      expect(await leaseItem(tableName)).toMatchObject({ leaseExpiresAt: 0 });
     });
   });
 
