@@ -12,7 +12,8 @@ import * as tasks from 'aws-cdk-lib/aws-stepfunctions-tasks';
 import { Construct } from 'constructs';
 import { isScheduleExpression, PatchlineConfig } from '../lambdas/domain/config';
 import { policyFromConfig } from '../lambdas/handlers/finding-received';
-import { DEFAULT_MAX_SCAN_AGE_DAYS } from '../lambdas/handlers/rescan-services';
+import { RegistryScope } from '../lambdas/domain/registry-scope';
+import { DEFAULT_MAX_SCAN_AGE_DAYS, SPOKE_REPOSITORIES_ENV, SpokeRepositories } from '../lambdas/handlers/rescan-services';
 import { PatchlineFunction } from './patchline-function';
 import { bindRegistryScope } from './spoke-builds';
 import { grantTableData } from './table-access';
@@ -20,6 +21,18 @@ import { publishAlerts, startRebuilds } from './workflow-steps';
 
 /** Construct id in the stack: the local runtime and the tests find its resources under it. */
 export const RESCAN_WORKFLOW_ID = 'RegistryRescanWorkflow';
+
+/**
+ * Construct id of the registry-rescan function, directly in the stack (not under the workflow): its role is named
+ * `<stack>-RegistryRescanFunctionRole<hash>-<suffix>`, which the spokes' hub-access roles trust by prefix. Under the
+ * workflow's path the logical id would be long enough for CloudFormation to truncate the generated name.
+ */
+export const REGISTRY_RESCAN_FUNCTION_ID = 'RegistryRescanFunction';
+
+/** The role-name prefix of the registry-rescan function in hub stack `hubStackName` (for ArnLike trust conditions). */
+export function registryRescanRolePrefix(hubStackName: string): string {
+  return `${hubStackName}-${REGISTRY_RESCAN_FUNCTION_ID}Role`;
+}
 
 /** What the rescan function may call on the configured repositories. */
 export const ECR_RESCAN_ACTIONS = ['ecr:DescribeImages', 'ecr:StartImageScan'] as const;
@@ -53,7 +66,7 @@ export interface RescanWorkflowProps {
 
 /**
  * registry-rescan (Standard), started by EventBridge Scheduler on `rescan.schedule`: page through the configured ECR
- * repositories → per repository (Map): basic scans that are due or Inspector2 findings reconciled with the store,
+ * repositories, the hub's then each spoke's (through its PatchlineHubAccess-<region> role) → per repository (Map): basic scans that are due or Inspector2 findings reconciled with the store,
  * expired exceptions, drift → publish its alerts and start the rebuilds its missed findings call for → the upstream
  * watch (external parents' tags resolved to digests; a moved tag starts a campaign) → one digest alert per owner.
  */
@@ -90,8 +103,15 @@ export class RescanWorkflow extends Construct {
       FINDING_POLICY: JSON.stringify(policyFromConfig(config)),
       ALERT_DEDUP_SECONDS: String(config.alertDedupDays * 86_400),
     };
+    const spokes: SpokeRepositories[] = (config.organization?.spokes ?? []).map((s) => ({ account: s.account, region: s.region, repositories: [...(s.repositories ?? config.repositories)] }));
     // A repository with thousands of images and findings takes minutes, not seconds.
-    this.rescanFunction = new PatchlineFunction(this, 'RescanFunction', { handler: 'registry-rescan', environment, deadLetterQueue: props.deadLetterQueue, timeout: Duration.minutes(10), memorySize: 512 });
+    this.rescanFunction = new PatchlineFunction(stack, REGISTRY_RESCAN_FUNCTION_ID, {
+      handler: 'registry-rescan',
+      environment: { ...environment, ...(spokes.length > 0 && { [SPOKE_REPOSITORIES_ENV]: JSON.stringify(spokes) }) },
+      deadLetterQueue: props.deadLetterQueue,
+      timeout: Duration.minutes(10),
+      memorySize: 512,
+    });
     this.upstreamFunction = new PatchlineFunction(this, 'UpstreamWatchFunction', { handler: 'upstream-watch', environment, deadLetterQueue: props.deadLetterQueue, timeout: Duration.minutes(5) });
     for (const f of [this.rescanFunction, this.upstreamFunction]) {
       grantTableData(props.table, props.tableKey, f);
@@ -135,6 +155,9 @@ export class RescanWorkflow extends Construct {
       );
     }
     ack('*', 'inspector2:ListFindings accepts no resource scope (Service Authorization Reference); the request filters by repository.');
+    // The spokes' registries are swept through their hub-access roles (whose policies scope what is read there).
+    const spokeRoles = RegistryScope.forOrganization(config.organization).hubAccessRoleArns();
+    if (spokeRoles.length > 0) fn.addToRolePolicy(new iam.PolicyStatement({ sid: 'RescanSpokeRegistries', actions: ['sts:AssumeRole'], resources: spokeRoles }));
   }
 
   private buildStateMachine(props: RescanWorkflowProps, maxConcurrency: number): sfn.StateMachine {

@@ -10,6 +10,7 @@ import { HUB_EVENT_BUS_NAME } from './hub-event-bus';
 import { learnLineageRolePrefix } from './lineage-discovery';
 import { repositoryFilter } from './patchline-stack';
 import { startRemoteBuildRolePrefix, stopRemoteBuildRolePrefix } from './remote-builds';
+import { registryRescanRolePrefix } from './rescan-workflow';
 
 // The hub computes the role's ARN from account + region (lambdas/domain/registry-scope.ts): one definition of the name.
 export { hubAccessRoleName };
@@ -26,10 +27,12 @@ export interface PatchlineSpokeStackProps extends StackProps {
   readonly hubEventBusArn?: string;
   /**
    * Principal (ARN, `*` allowed) in the hub account allowed to assume the hub-access role; it replaces every default
-   * principal (then it must also cover learn-lineage and, outside the hub's region, start/stop-remote-build).
-   * @default - the hub's rebuild-image state machine role `role/<hubStackName>-RebuildImageWorkflowRole*` and the
-   * learn-lineage function role `role/<hubStackName>-LineageDiscoveryFunctionRole*` (outside the hub's region also
-   * the start- and stop-remote-build function roles)
+   * principal (then it must also cover learn-lineage, registry-rescan and, outside the hub's region,
+   * start/stop-remote-build).
+   * @default - the hub's rebuild-image state machine role `role/<hubStackName>-RebuildImageWorkflowRole*`, the
+   * learn-lineage function role `role/<hubStackName>-LineageDiscoveryFunctionRole*` and the registry-rescan function
+   * role `role/<hubStackName>-RegistryRescanFunctionRole*` (outside the hub's region also the start- and
+   * stop-remote-build function roles)
    */
   readonly hubPrincipalArn?: string;
   /**
@@ -133,6 +136,11 @@ export class PatchlineSpokeStack extends Stack {
     for (const repository of props.repositories.filter((r) => r.endsWith('*'))) {
       ack(policy, `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:${region}:${account}:repository/${repository}]`, `the spoke's configured ECR repository prefix ${repository}: the operator scoped it.`);
     }
+    ack(
+      policy,
+      `AwsSolutions-IAM5[Resource::arn:<AWS::Partition>:ecr:${region}:${account}:repository/*]`,
+      'ecr:DescribeRepositories without repository names is authorized on repository/* only; it is the only action there and returns names and settings, no images.',
+    );
     ack(policy, 'AwsSolutions-IAM5[Resource::*]', 'inspector2:ListFindings accepts no resource scope (Service Authorization Reference); it is the only action on *.');
   }
 
@@ -144,11 +152,12 @@ export class PatchlineSpokeStack extends Stack {
     const remote = props.hubPrincipalArn === undefined && this.isOutsideHubRegion(props);
     const hubRole = (prefix: string): string => `arn:${this.partition}:iam::${props.hubAccount}:role/${prefix}*`;
     const remoteBuilds = remote ? [hubRole(startRemoteBuildRolePrefix(hubStackName)), hubRole(stopRemoteBuildRolePrefix(hubStackName))] : [];
-    // learn-lineage reads pushed images in every spoke region (a region token too, as for StackSets): always admitted
-    // with the defaults; an explicit hubPrincipalArn replaces them all.
-    const principals = props.hubPrincipalArn === undefined ? [principalArn, ...remoteBuilds, hubRole(learnLineageRolePrefix(hubStackName))] : principalArn;
+    // learn-lineage reads pushed images and registry-rescan sweeps images and findings in every spoke region (a region
+    // token too, as for StackSets): always admitted with the defaults; an explicit hubPrincipalArn replaces them all.
+    const readers = [hubRole(learnLineageRolePrefix(hubStackName)), hubRole(registryRescanRolePrefix(hubStackName))];
+    const principals = props.hubPrincipalArn === undefined ? [principalArn, ...remoteBuilds, ...readers] : principalArn;
     // Trusting the hub account only delegates to its IAM; the PrincipalArn condition narrows it to the rebuild
-    // workflow's and learn-lineage's roles. No sts:ExternalId: Step Functions' cross-account task Credentials cannot pass one.
+    // workflow's, learn-lineage's and registry-rescan's roles. No sts:ExternalId: Step Functions' cross-account task Credentials cannot pass one.
     const conditions: Record<string, Record<string, string | string[]>> = { ArnLike: { 'aws:PrincipalArn': principals } };
     if (props.organizationId !== undefined) conditions.StringEquals = { 'aws:PrincipalOrgID': props.organizationId };
     const role = new iam.Role(this, 'HubAccessRole', {
@@ -170,6 +179,11 @@ export class PatchlineSpokeStack extends Stack {
         resources: repositoryArns,
       }),
     );
+    // registry-rescan starts the basic scans that are due (one a day per image at most) on the same repositories.
+    role.addToPolicy(new iam.PolicyStatement({ sid: 'ScanConfiguredRepositories', actions: ['ecr:StartImageScan'], resources: repositoryArns }));
+    // registry-rescan lists the repositories to sweep: DescribeRepositories without names is authorized on the
+    // region's repository/* only (repository names and settings, no images); the hub keeps the configured ones.
+    role.addToPolicy(new iam.PolicyStatement({ sid: 'ListRepositories', actions: ['ecr:DescribeRepositories'], resources: [this.formatArn({ service: 'ecr', resource: 'repository', resourceName: '*' })] }));
     // inspector2:ListFindings supports no resource-level permission (Service Authorization Reference): the hub must
     // filter its ListFindings calls by repository itself; the grant is read-only findings metadata of this account.
     role.addToPolicy(new iam.PolicyStatement({ sid: 'ListFindingsNoResourceScope', actions: ['inspector2:ListFindings'], resources: ['*'] }));

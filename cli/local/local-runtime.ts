@@ -159,7 +159,7 @@ export class LocalRuntime {
       ...imagePushedDependencies(options.config.organization),
       ...learnLineageDependencies({ client, tableName, ecr: this.ecr, spokes: this.spokeRegistries.reader, ...options.config.discovery, knownOwners: Object.keys(options.config.owners), buildProjects: options.config.rebuild.projects }),
     };
-    bindLocalScanners(this.deps, { client, tableName, config: options.config });
+    bindLocalScanners(this.deps, { client, tableName, config: options.config, calls: this.calls });
     bindLocalRemoteBuilds(this.deps, { client, tableName, codebuild: this.codebuild, track: (work) => this.track(work), emit: (event) => this.send(event) });
     for (const [logicalId, resource] of Object.entries(template.Resources)) {
       if (resource.Type === 'AWS::Lambda::Function') {

@@ -3,13 +3,16 @@ import { DescribeImagesCommand, DescribeRepositoriesCommand, ECRClient, LimitExc
 import { Finding, Inspector2Client, ListFindingsCommand } from '@aws-sdk/client-inspector2';
 import { EcrRegistry, ECR_PAGE_SIZE } from '../../lambdas/aws/ecr-registry';
 import { InspectorFindings, LIST_FINDINGS_PAGE_SIZE } from '../../lambdas/aws/inspector-findings';
+import { AssumedRoleSpokeScanners } from '../../lambdas/aws/spoke-scanners';
 import { RegistryUnavailableError } from '../../lambdas/aws/oci-registry';
 import { PatchlineConfig } from '../../lambdas/domain/config';
+import { RegistryLocation } from '../../lambdas/domain/registry-scope';
 import { formatImageRef, ImageRef } from '../../lambdas/domain/image-ref';
 import { ECR_SCAN_INTERVAL_MS } from '../../lambdas/domain/rescan';
 import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
 import { DEFAULT_MAX_SCAN_AGE_DAYS, RescanServices, RescanSettings } from '../../lambdas/handlers/rescan-services';
 import { DynamoVersionHistoryStore, VersionHistory } from '../../lambdas/store/version-history-store';
+import { RecordedCall } from './local-aws';
 import { LOCAL_ACCOUNT, LOCAL_REGION } from './synthesized-template';
 
 /**
@@ -32,7 +35,11 @@ export class LocalScannerBackend {
   private readonly repositories = new Map<string, Map<string, StoredImage>>();
   private findings: Finding[] = [];
 
-  public constructor(private readonly now: () => Date = () => new Date()) {}
+  public constructor(
+    private readonly now: () => Date = () => new Date(),
+    /** The registry it stands in for (repository ARNs carry it). @default the local account and region */
+    private readonly location: RegistryLocation = { account: LOCAL_ACCOUNT, region: LOCAL_REGION },
+  ) {}
 
   public addImage(repository: string, digest: string, image: { tags?: string[]; pushedAt?: string; lastScanAt?: string; scanStatus?: string } = {}): void {
     const images = this.repositories.get(repository) ?? new Map<string, StoredImage>();
@@ -60,7 +67,7 @@ export class LocalScannerBackend {
       this.count(command);
       if (command instanceof DescribeRepositoriesCommand) {
         const names = [...this.repositories.keys()].sort();
-        return this.page(names.map((name) => ({ repositoryName: name, repositoryArn: `arn:aws:ecr:${LOCAL_REGION}:${LOCAL_ACCOUNT}:repository/${name}` })), command.input.nextToken, command.input.maxResults, ECR_PAGE_SIZE, 'repositories');
+        return this.page(names.map((name) => ({ repositoryName: name, repositoryArn: `arn:aws:ecr:${this.location.region}:${this.location.account}:repository/${name}` })), command.input.nextToken, command.input.maxResults, ECR_PAGE_SIZE, 'repositories');
       }
       if (command instanceof DescribeImagesCommand) {
         const images = this.repositories.get(command.input.repositoryName ?? '');
@@ -128,12 +135,63 @@ export class LocalScannerBackend {
   }
 }
 
+/**
+ * The spokes' ECR and Inspector2 as the rescan reaches them: one LocalScannerBackend per spoke account and region,
+ * behind the same session handling as in AWS (AssumedRoleSpokeScanners). The stand-in STS records each AssumeRole
+ * (role, session name, duration and the regional endpoint's region) and refuses the roles a test says a spoke refuses.
+ */
+export class LocalSpokeScanners {
+  public readonly scanners: AssumedRoleSpokeScanners;
+  private readonly backends = new Map<string, LocalScannerBackend>();
+  private readonly refused = new Set<string>();
+
+  public constructor(private readonly calls: RecordedCall[], private readonly now: () => Date = () => new Date()) {
+    let sessions = 0;
+    this.scanners = new AssumedRoleSpokeScanners({
+      assumeRole: async (request) => {
+        const refused = this.refused.has(request.roleArn);
+        this.calls.push({
+          service: 'sts',
+          action: 'AssumeRole',
+          at: now().toISOString(),
+          parameters: { RoleArn: request.roleArn, RoleSessionName: request.sessionName, DurationSeconds: request.durationSeconds, Region: request.region },
+          ...(refused && { outcome: 'AccessDenied' }),
+        });
+        if (refused) throw Object.assign(new Error(`User: local is not authorized to perform: sts:AssumeRole on resource: ${request.roleArn}`), { name: 'AccessDenied' });
+        sessions += 1;
+        return { accessKeyId: `ASIARESCAN${sessions}`, secretAccessKey: 'local', sessionToken: 'local', expiration: new Date(now().getTime() + request.durationSeconds * 1000) };
+      },
+      clients: (session) => {
+        const backend = this.backend(session);
+        return { ecr: new EcrRegistry(backend.ecrClient()), inspector: new InspectorFindings(backend.inspectorClient()) };
+      },
+      now,
+    });
+  }
+
+  /** The registry and Inspector2 of a spoke account and region (empty until a test adds to it). */
+  public backend(location: RegistryLocation): LocalScannerBackend {
+    const key = `${location.account}/${location.region}`;
+    let backend = this.backends.get(key);
+    if (!backend) this.backends.set(key, (backend = new LocalScannerBackend(this.now, { account: location.account, region: location.region })));
+    return backend;
+  }
+
+  /** From now on AssumeRole of this role fails, as when the spoke stack is not deployed or its trust does not admit the rescan. */
+  public refuse(roleArn: string): void {
+    this.refused.add(roleArn);
+  }
+}
+
 /** The rescan's services in the local runtime; a test points `registry` at a real registry on loopback. */
 export class LocalScanners implements RescanServices {
   public readonly backend: LocalScannerBackend;
   public readonly ecr: EcrRegistry;
   public readonly inspector: InspectorFindings;
   public readonly versions: VersionHistory;
+  /** The spokes' registries, swept through their hub-access roles. */
+  public readonly spokeScanners: LocalSpokeScanners;
+  public readonly spokes: AssumedRoleSpokeScanners;
   public settings: RescanSettings;
   public registry: RescanServices['registry'] = {
     resolveDigest: async (ref: ImageRef) => {
@@ -141,8 +199,11 @@ export class LocalScanners implements RescanServices {
     },
   };
 
-  public constructor(props: { readonly client: DynamoDBClient; readonly tableName: string; readonly config: PatchlineConfig; readonly now?: () => Date }) {
-    this.backend = new LocalScannerBackend(props.now);
+  public constructor(props: { readonly client: DynamoDBClient; readonly tableName: string; readonly config: PatchlineConfig; readonly now?: () => Date; readonly calls?: RecordedCall[] }) {
+    const config = props.config;
+    this.backend = new LocalScannerBackend(props.now, config.organization?.hub ?? { account: LOCAL_ACCOUNT, region: LOCAL_REGION });
+    this.spokeScanners = new LocalSpokeScanners(props.calls ?? [], props.now);
+    this.spokes = this.spokeScanners.scanners;
     this.ecr = new EcrRegistry(this.backend.ecrClient());
     this.inspector = new InspectorFindings(this.backend.inspectorClient());
     this.versions = new DynamoVersionHistoryStore({ client: props.client, tableName: props.tableName });
@@ -153,6 +214,8 @@ export class LocalScanners implements RescanServices {
       // The registry the rescan reads is the hub's (ECR_ACCOUNT/AWS_REGION of the hub stack in AWS).
       account: props.config.organization?.hub.account ?? LOCAL_ACCOUNT,
       region: props.config.organization?.hub.region ?? LOCAL_REGION,
+      // As the stack sets SPOKE_REPOSITORIES: each spoke's repositories, or the top-level ones.
+      spokes: (config.organization?.spokes ?? []).map((s) => ({ account: s.account, region: s.region, repositories: [...(s.repositories ?? config.repositories)] })),
     };
   }
 }
@@ -160,7 +223,10 @@ export class LocalScanners implements RescanServices {
 const bound = new WeakMap<HandlerDependencies, LocalScanners>();
 
 /** Creates the local scanners of one runtime (its table, its config), found again by its dependencies. */
-export function bindLocalScanners(deps: HandlerDependencies, props: { readonly client: DynamoDBClient; readonly tableName: string; readonly config: PatchlineConfig }): LocalScanners {
+export function bindLocalScanners(
+  deps: HandlerDependencies,
+  props: { readonly client: DynamoDBClient; readonly tableName: string; readonly config: PatchlineConfig; readonly calls?: RecordedCall[] },
+): LocalScanners {
   const scanners = new LocalScanners({ ...props, now: () => deps.now() });
   bound.set(deps, scanners);
   return scanners;

@@ -15,6 +15,8 @@ export const PatchlineMetric = {
   TIME_TO_REMEDIATE: 'TimeToRemediate',
   ALERTS_SENT: 'AlertsSent',
   ALERTS_UNDELIVERED: 'AlertsUndelivered',
+  /** A spoke registry the rescan could not read (its hub-access role refused): one per listing page or repository. */
+  RESCAN_SPOKES_UNREACHABLE: 'RescanSpokesUnreachable',
 } as const;
 export type PatchlineMetric = (typeof PatchlineMetric)[keyof typeof PatchlineMetric];
 

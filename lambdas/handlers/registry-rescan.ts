@@ -1,6 +1,8 @@
 import { Logger } from '@aws-lambda-powertools/logger';
 import { z } from 'zod';
-import { StartScanResult } from '../aws/ecr-registry';
+import { EcrRegistry, matchesRepositoryPattern, StartScanResult } from '../aws/ecr-registry';
+import { InspectorFindings } from '../aws/inspector-findings';
+import { SpokeScannerClients } from '../aws/spoke-scanners';
 import { AlertKind, buildAlert, DigestDriftEntry, DigestEntry } from '../domain/alert';
 import { DriftedImage, DriftSubject, findDrift, ParentVersion } from '../domain/drift';
 import { FindingStatus, NormalizedFinding } from '../domain/finding';
@@ -9,10 +11,10 @@ import { MetricDimension, openFindingCounts, PatchlineMetric, remediationSeconds
 import { Policy } from '../domain/policy';
 import { decideBasicScan, expiredExceptionFindings, reconcileFindings, ScanDecision } from '../domain/rescan';
 import { HandlerDependencies, publishingMetrics } from './dependencies';
-import { RegistryScope } from '../domain/registry-scope';
+import { RegistryLocation, RegistryScope } from '../domain/registry-scope';
 import { alertIdentityDigest, findingDependenciesFromEnvironment, FindingReceivedDependencies, makeFindingReceivedHandler } from './finding-received';
 import { collectAlerts, PublishableAlert } from './publishable-alerts';
-import { RescanServices, rescanServicesFromEnvironment } from './rescan-services';
+import { RescanServices, rescanServicesFromEnvironment, SpokeRepositories } from './rescan-services';
 import { MemberState, type RebuildRequest } from '../domain/campaign';
 
 const logger = new Logger({ serviceName: 'patchline-registry-rescan' });
@@ -20,27 +22,49 @@ const logger = new Logger({ serviceName: 'patchline-registry-rescan' });
 /**
  * registry-rescan: the steps of the scheduled sweep, one Lambda with an `action` so the state machine can page through
  * repositories and fan out over them (Map, or Distributed Map when counts are large):
- * - listRepositories: one page of the configured ECR repositories;
- * - rescanRepository: one repository — basic scans that are due, or Inspector2 findings reconciled with the store
- *   (missed and re-opened findings go through finding-received's own decision), expired exceptions, drift;
+ * - listRepositories: one page of the configured ECR repositories, the hub's and then each spoke's (through its
+ *   PatchlineHubAccess-<region> role);
+ * - rescanRepository: one repository (a spoke's with that spoke's role, under its qualified keys) — basic scans that
+ *   are due, or Inspector2 findings reconciled with the store (missed and re-opened findings go through
+ *   finding-received's own decision), expired exceptions, drift;
  * - digest: one digest alert per owner of what is open and which of its images are behind their bases, and the
  *   organization's drift.
  */
 export const RescanAction = { LIST_REPOSITORIES: 'listRepositories', RESCAN_REPOSITORY: 'rescanRepository', DIGEST: 'digest' } as const;
 export type RescanAction = (typeof RescanAction)[keyof typeof RescanAction];
 
+/** A repository of a spoke's registry, as a Map item: its account, region and name (a hub item is the bare name). */
+export const SpokeRepositoryItemSchema = z.strictObject({
+  account: z.string().regex(/^\d{12}$/, 'an AWS account id is 12 digits'),
+  region: z.string().regex(/^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$/, 'not an AWS region name (e.g. eu-west-1)'),
+  repository: z.string().min(1).max(256),
+});
+export type SpokeRepositoryItem = z.infer<typeof SpokeRepositoryItemSchema>;
+
 export const RescanInputSchema = z.discriminatedUnion('action', [
   z.strictObject({ action: z.literal(RescanAction.LIST_REPOSITORIES), nextToken: z.string().max(4096).nullish() }),
-  z.strictObject({ action: z.literal(RescanAction.RESCAN_REPOSITORY), repository: z.string().min(1).max(256) }),
+  z.strictObject({ action: z.literal(RescanAction.RESCAN_REPOSITORY), repository: z.union([z.string().min(1).max(256), SpokeRepositoryItemSchema]) }),
   z.strictObject({ action: z.literal(RescanAction.DIGEST), period: z.string().max(64).optional() }),
 ]);
 export type RescanInput = z.infer<typeof RescanInputSchema>;
+
+/** The STS session name of the rescan's AssumeRole calls (it shows in the spokes' CloudTrail). */
+export const RESCAN_SESSION_NAME = 'patchline-registry-rescan';
 
 export class InvalidRescanInputError extends Error {
   public readonly code = 'INVALID_RESCAN_INPUT';
   public constructor(problems: readonly string[], options?: { cause?: unknown }) {
     super(`invalid registry-rescan input: ${problems.join('; ')}`, options);
     this.name = 'InvalidRescanInputError';
+  }
+}
+
+/** A spoke item of a registry or repository the configuration does not sweep. */
+export class UnsweptRepositoryError extends Error {
+  public readonly code = 'UNSWEPT_REPOSITORY';
+  public constructor(item: SpokeRepositoryItem) {
+    super(`repository ${item.repository} of ${item.account}/${item.region} is not among the spokes' configured repositories (organization.spokes[].repositories): not swept`);
+    this.name = 'UnsweptRepositoryError';
   }
 }
 
@@ -53,13 +77,22 @@ export class MissingRescanDependenciesError extends Error {
 }
 
 export interface RepositoryPage {
-  readonly repositories: string[];
-  /** null when this was the last page (the state machine's Choice tests it). */
+  /** The hub's repositories by name, a spoke's as `{ account, region, repository }`. */
+  readonly repositories: Array<string | SpokeRepositoryItem>;
+  /**
+   * Where the next page starts, `<registry>/<ECR token>` (registry 0 is the hub, 1… the spokes in configuration
+   * order); null when this was the last page (the state machine's Choice tests it).
+   */
   readonly nextToken: string | null;
+  /** A spoke whose repositories could not be listed (its role refused): its repositories are not swept this time. */
+  readonly unreachable?: { readonly account: string; readonly region: string; readonly error: string };
 }
 
 export interface RepositoryRescan {
   readonly repository: string;
+  /** The spoke's account and region; absent for the hub's own repositories. */
+  readonly account?: string;
+  readonly region?: string;
   /** The lineage image, null when the repository is not in the lineage. */
   readonly image: string | null;
   readonly images: number;
@@ -111,29 +144,95 @@ export function makeRegistryRescanHandler(deps: FindingReceivedDependencies, ser
     const input = parsed.data;
     const full = requireRescanDependencies(deps);
     switch (input.action) {
-      case RescanAction.LIST_REPOSITORIES: {
-        const page = await services.ecr.repositoriesPage(services.settings.repositories, input.nextToken || undefined);
-        return { repositories: page.items.map((r) => r.name), nextToken: page.nextToken ?? null };
+      case RescanAction.LIST_REPOSITORIES:
+        return listRepositories(full, services, input.nextToken || undefined);
+      case RescanAction.RESCAN_REPOSITORY: {
+        if (typeof input.repository === 'string') return rescanRepository(full, services, services.ecr, services.inspector, findingReceived, input.repository);
+        const item = input.repository;
+        const spoke = sweptSpoke(services, item);
+        full.registryScope.keyOf(item.account, item.region, item.repository); // refuses a spoke the scope does not know
+        if (!services.spokes) throw new MissingRescanDependenciesError(['spoke scanners (services.spokes)']);
+        let scanners: SpokeScannerClients;
+        try {
+          scanners = await services.spokes.scannersOf(spoke, RESCAN_SESSION_NAME);
+        } catch (error) {
+          spokeUnreachable(full, item, error);
+          throw error;
+        }
+        return rescanRepository(full, services, scanners.ecr, scanners.inspector, findingReceived, item.repository, spoke);
       }
-      case RescanAction.RESCAN_REPOSITORY:
-        return rescanRepository(full, services, findingReceived, input.repository);
       case RescanAction.DIGEST:
         return digest(full, services, input.period);
     }
   };
 }
 
+/** The configured spoke of a spoke item, refusing a registry or repository the configuration does not sweep. */
+function sweptSpoke(services: RescanServices, item: SpokeRepositoryItem): SpokeRepositories {
+  const spoke = (services.settings.spokes ?? []).find((s) => s.account === item.account && s.region === item.region);
+  if (!spoke || !spoke.repositories.some((p) => p !== '*' && matchesRepositoryPattern(p, item.repository))) throw new UnsweptRepositoryError(item);
+  return spoke;
+}
+
+/** Counted and logged where it happens; the item (or the page's `unreachable`) carries the error. */
+function spokeUnreachable(deps: RescanDependencies, spoke: RegistryLocation, error: unknown): void {
+  logger.error('spoke registry unreachable', { account: spoke.account, region: spoke.region, error: (error as Error).message });
+  deps.metrics?.count(PatchlineMetric.RESCAN_SPOKES_UNREACHABLE, 1);
+}
+
+const CURSOR = /^(\d{1,4})\/(.*)$/s;
+
+/**
+ * One page of one registry: the hub's repositories first, then each spoke's (listed with its role, kept to its
+ * configured repositories). A spoke that cannot be listed is reported in `unreachable` and skipped: the others go on.
+ */
+async function listRepositories(deps: RescanDependencies, services: RescanServices, nextToken: string | undefined): Promise<RepositoryPage> {
+  const spokes = services.settings.spokes ?? [];
+  let registry = 0;
+  let token: string | undefined;
+  if (nextToken !== undefined) {
+    const cursor = CURSOR.exec(nextToken);
+    if (!cursor || Number(cursor[1]) > spokes.length) {
+      throw new InvalidRescanInputError([`nextToken: not a rescan cursor <registry 0-${spokes.length}>/<token> (received ${JSON.stringify(nextToken.slice(0, 64))})`]);
+    }
+    registry = Number(cursor[1]);
+    token = cursor[2] || undefined;
+  }
+  const following = (next: string | undefined): string | null => (next ? `${registry}/${next}` : registry < spokes.length ? `${registry + 1}/` : null);
+  if (registry === 0) {
+    const page = await services.ecr.repositoriesPage(services.settings.repositories, token);
+    return { repositories: page.items.map((r) => r.name), nextToken: following(page.nextToken) };
+  }
+  const spoke = spokes[registry - 1];
+  if (!services.spokes) throw new MissingRescanDependenciesError(['spoke scanners (services.spokes)']);
+  let page: Awaited<ReturnType<EcrRegistry['repositoriesPage']>>;
+  try {
+    const scanners = await services.spokes.scannersOf(spoke, RESCAN_SESSION_NAME);
+    page = await scanners.ecr.repositoriesPage(spoke.repositories, token);
+  } catch (error) {
+    // Whatever the cause (role refused, a spoke stack without ecr:DescribeRepositories yet, throttling): one spoke
+    // must not stop the sweep of the hub and the others.
+    spokeUnreachable(deps, spoke, error);
+    return { repositories: [], nextToken: following(undefined), unreachable: { account: spoke.account, region: spoke.region, error: (error as Error).message } };
+  }
+  return { repositories: page.items.map((r) => ({ account: spoke.account, region: spoke.region, repository: r.name })), nextToken: following(page.nextToken) };
+}
+
 async function rescanRepository(
   deps: RescanDependencies,
   services: RescanServices,
+  ecr: EcrRegistry,
+  inspector: InspectorFindings,
   findingReceived: (event: unknown) => Promise<{ alerts: PublishableAlert[]; starts: ReadonlyArray<{ name: string; input: RebuildRequest }> }>,
   repository: string,
+  spoke?: RegistryLocation,
 ): Promise<RepositoryRescan> {
   const now = deps.now();
-  // The rescan reads the hub's own registry: its images keep their bare keys (a spoke scans its own).
-  const key = deps.registryScope.keyOf(services.settings.account, services.settings.region, repository);
+  // The hub's own images keep their bare keys; a spoke's, read with its role, are keyed by its registry host.
+  const registry = spoke ?? { account: services.settings.account, region: services.settings.region };
+  const key = deps.registryScope.keyOf(registry.account, registry.region, repository);
   const node = await deps.lineage.getImage(key);
-  const listed = await services.ecr.images(repository);
+  const listed = await ecr.images(repository);
   const alerts: PublishableAlert[] = [];
   const starts: Array<{ name: string; input: RebuildRequest }> = [];
   const counts = { missed: 0, reopened: 0, closed: 0, changed: 0, refused: 0, scansStarted: 0 };
@@ -143,13 +242,13 @@ async function rescanRepository(
     // Untagged digests were replaced by a newer push: scanning them spends the daily quota on nothing anyone runs.
     for (const image of listed.filter((i) => i.tags.length > 0)) {
       const { decision } = decideBasicScan(image, { maxScanAgeDays: services.settings.maxScanAgeDays, now });
-      if (decision === ScanDecision.SCAN && (await services.ecr.startImageScan(repository, image.digest)) === StartScanResult.STARTED) counts.scansStarted += 1;
+      if (decision === ScanDecision.SCAN && (await ecr.startImageScan(repository, image.digest)) === StartScanResult.STARTED) counts.scansStarted += 1;
       else skipped[decision === ScanDecision.SCAN ? ScanDecision.DAILY_LIMIT : decision] = (skipped[decision] ?? 0) + 1;
     }
   } else {
-    const listing = await services.inspector.all(repository);
+    const listing = await inspector.all(repository);
     // A delegated-administrator Inspector2 also lists the same-named repositories of member accounts: those findings
-    // are of other images (a spoke's arrive as its forwarded events), not to be reconciled against this registry.
+    // are of other images (a spoke's are swept with that spoke's role), not to be reconciled against this registry.
     const fresh = { ...listing, findings: listing.findings.filter((f) => keyOfFinding(deps.registryScope, f) === key) };
     counts.refused = fresh.refused;
     // Findings are keyed by the image; the filter drops records this repository got from a same-named spoke
@@ -182,8 +281,8 @@ async function rescanRepository(
     const report = findDrift([await driftSubject(deps, node.image, node.owner, node.parents.map((p) => p.image))], await parentHistories(services, node.parents.map((p) => p.image)), now);
     drift = report.drifted[0] ?? null;
   }
-  logger.info('repository rescanned', { repository, images: listed.length, ...counts, alerts: alerts.length, starts: starts.length, drifted: drift !== null });
-  return { repository, image: node?.image ?? null, images: listed.length, ...counts, scansSkipped: skipped, alerts, starts, drift };
+  logger.info('repository rescanned', { repository, ...spoke, images: listed.length, ...counts, alerts: alerts.length, starts: starts.length, drifted: drift !== null });
+  return { repository, ...(spoke && { account: spoke.account, region: spoke.region }), image: node?.image ?? null, images: listed.length, ...counts, scansSkipped: skipped, alerts, starts, drift };
 }
 
 /** EXCEPTION_EXPIRED for open findings that only an exception kept quiet; the dedup window stops repeats. */

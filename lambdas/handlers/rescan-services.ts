@@ -4,6 +4,8 @@ import { Inspector2Client } from '@aws-sdk/client-inspector2';
 import { EcrRegistry } from '../aws/ecr-registry';
 import { InspectorFindings } from '../aws/inspector-findings';
 import { OciRegistryClient } from '../aws/oci-registry';
+import { awsSpokeScanners, SpokeScanners } from '../aws/spoke-scanners';
+import { z } from 'zod';
 import { ScanningMode } from '../domain/config';
 import { ImageRef } from '../domain/image-ref';
 import { DynamoVersionHistoryStore, VersionHistory } from '../store/version-history-store';
@@ -18,6 +20,45 @@ export interface RescanServices {
   readonly registry: { resolveDigest(ref: ImageRef): Promise<{ readonly digest: string }> };
   readonly versions: VersionHistory;
   readonly settings: RescanSettings;
+  /** The spokes' ECR and Inspector2, through their hub-access roles. @default - none: spoke items are refused */
+  readonly spokes?: SpokeScanners;
+}
+
+const AWS_ACCOUNT = /^\d{12}$/;
+const AWS_REGION = /^[a-z]{2}(?:-gov|-iso[a-z]?)?-[a-z]+-\d{1,2}$/;
+const REPOSITORY_PATTERN = /^[a-z0-9][a-z0-9._\/-]*\*?$/;
+
+/** A spoke's registry and the repositories the rescan sweeps there (the spoke's own, or the top-level ones). */
+export const SpokeRepositoriesSchema = z.strictObject({
+  account: z.string().regex(AWS_ACCOUNT, 'an AWS account id is 12 digits'),
+  region: z.string().regex(AWS_REGION, 'not an AWS region name (e.g. eu-west-1)'),
+  repositories: z.array(z.string().max(256).regex(REPOSITORY_PATTERN, 'not an ECR repository name or prefix*')).min(1),
+});
+export type SpokeRepositories = z.infer<typeof SpokeRepositoriesSchema>;
+
+/** Environment variable holding the JSON list of SpokeRepositories; absent or `[]`: the hub's registry only. */
+export const SPOKE_REPOSITORIES_ENV = 'SPOKE_REPOSITORIES';
+
+export class InvalidSpokeRepositoriesError extends Error {
+  public readonly code = 'INVALID_SPOKE_REPOSITORIES';
+  public constructor(problems: readonly string[], options?: { cause?: unknown }) {
+    super(`${SPOKE_REPOSITORIES_ENV} is invalid: ${problems.join('; ')}`, options);
+    this.name = 'InvalidSpokeRepositoriesError';
+  }
+}
+
+/** Parses `SPOKE_REPOSITORIES`; unset or empty is no spoke. */
+export function spokeRepositoriesFromEnvironment(value: string | undefined): SpokeRepositories[] {
+  if (value === undefined || value === '') return [];
+  let raw: unknown;
+  try {
+    raw = JSON.parse(value);
+  } catch (error) {
+    throw new InvalidSpokeRepositoriesError([`not JSON (${(error as Error).message})`], { cause: error });
+  }
+  const parsed = z.array(SpokeRepositoriesSchema).safeParse(raw);
+  if (!parsed.success) throw new InvalidSpokeRepositoriesError(parsed.error.issues.map((i) => `${i.path.join('.') || '(list)'}: ${i.message}`), { cause: parsed.error });
+  return parsed.data;
 }
 
 export interface RescanSettings {
@@ -29,6 +70,8 @@ export interface RescanSettings {
   /** Where internal parents are pinned (`<account>.dkr.ecr.<region>…`). */
   readonly account: string;
   readonly region: string;
+  /** The spokes swept after the hub, in this order. @default - none */
+  readonly spokes?: readonly SpokeRepositories[];
 }
 
 /** Used when the deployment does not set MAX_SCAN_AGE_DAYS. */
@@ -38,7 +81,8 @@ let fromEnvironment: RescanServices | undefined;
 
 /**
  * The Lambda's services: REPOSITORIES (JSON list), SCANNING_MODE, MAX_SCAN_AGE_DAYS, ECR_ACCOUNT, AWS_REGION, and
- * REGISTRY_ENDPOINTS (JSON registry → base URL, e.g. an ECR pull-through cache) for the upstream watch.
+ * REGISTRY_ENDPOINTS (JSON registry → base URL, e.g. an ECR pull-through cache) for the upstream watch, and
+ * SPOKE_REPOSITORIES (JSON, see SpokeRepositoriesSchema) for the spokes the rescan sweeps through their roles.
  */
 export function rescanServicesFromEnvironment(): RescanServices {
   if (!fromEnvironment) {
@@ -54,7 +98,9 @@ export function rescanServicesFromEnvironment(): RescanServices {
         maxScanAgeDays: Number(process.env.MAX_SCAN_AGE_DAYS ?? DEFAULT_MAX_SCAN_AGE_DAYS),
         account: requireEnv('ECR_ACCOUNT'),
         region: requireEnv('AWS_REGION'),
+        spokes: spokeRepositoriesFromEnvironment(process.env[SPOKE_REPOSITORIES_ENV]),
       },
+      spokes: awsSpokeScanners(),
     };
   }
   return fromEnvironment;

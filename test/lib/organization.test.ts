@@ -164,7 +164,7 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
 
   const principalArn = (suffix: string): unknown => ({ 'Fn::Join': ['', ['arn:', { Ref: 'AWS::Partition' }, `:iam::111111111111:role/${suffix}`]] });
 
-  it('is trusted by the hub account only through the rebuild workflow and learn-lineage roles and, outside the hub region, the start- and stop-remote-build function roles', () => {
+  it('is trusted by the hub account only through the rebuild workflow, learn-lineage and registry-rescan roles and, outside the hub region, the start- and stop-remote-build function roles', () => {
     const role = roleOf(spoke());
     expect(role.Properties.AssumeRolePolicyDocument.Statement).toEqual([
       {
@@ -178,6 +178,7 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
               principalArn('Patchline-StartRemoteBuildFunctionRole*'),
               principalArn('Patchline-StopRemoteBuildFunctionRole*'),
               principalArn('Patchline-LineageDiscoveryFunctionRole*'),
+              principalArn('Patchline-RegistryRescanFunctionRole*'),
             ],
           },
         },
@@ -185,18 +186,18 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
     ]);
   });
 
-  it('admits only the rebuild workflow and learn-lineage roles in a spoke of the hub region (Step Functions task credentials reach it)', () => {
+  it('admits only the rebuild workflow, learn-lineage and registry-rescan roles in a spoke of the hub region (Step Functions task credentials reach it)', () => {
     const sameRegion = Object.values(spoke({ env: { account: '222222222222', region: 'eu-west-1' } }).findResources('AWS::IAM::Role', { Properties: { RoleName: hubAccessRoleName('eu-west-1') } }))[0] as Record<string, any>;
     expect(sameRegion.Properties.AssumeRolePolicyDocument.Statement[0].Condition).toEqual({
-      ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-LineageDiscoveryFunctionRole*')] },
+      ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-LineageDiscoveryFunctionRole*'), principalArn('Patchline-RegistryRescanFunctionRole*')] },
     });
   });
 
-  it('admits learn-lineage in a spoke of unknown region (StackSets), where the remote-build roles are left out', () => {
+  it('admits learn-lineage and registry-rescan in a spoke of unknown region (StackSets), where the remote-build roles are left out', () => {
     const stack = new PatchlineSpokeStack(new App(), 'Spoke', { hubAccount: '111111111111', hubRegion: 'eu-west-1', repositories: ['apps/payments*'], projects: ['apps-payments*'] });
     const role = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Role', { Properties: { RoleName: Match.anyValue() } }))[0] as Record<string, any>;
     expect(role.Properties.AssumeRolePolicyDocument.Statement[0].Condition).toEqual({
-      ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-LineageDiscoveryFunctionRole*')] },
+      ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-LineageDiscoveryFunctionRole*'), principalArn('Patchline-RegistryRescanFunctionRole*')] },
     });
   });
 
@@ -231,6 +232,22 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
     ]);
     // inspector2:ListFindings has no resource type: it is the one and only action granted on *.
     expect(statements.filter((s) => s.Resource === '*')).toEqual([expect.objectContaining({ Action: 'inspector2:ListFindings' })]);
+  });
+
+  it('grants registry-rescan\'s basic scans only on the configured repositories, and its listing of repository names on repository/*', () => {
+    const statements = Object.values(spoke().findResources('AWS::IAM::Policy')).flatMap((p) => p.Properties.PolicyDocument.Statement as Array<{ Action: string[] | string; Resource: unknown; Sid?: string }>);
+    const granting = (action: string): Array<{ Sid?: string; Resource: unknown }> => statements.filter((s) => ([] as string[]).concat(s.Action).includes(action));
+    expect(granting('ecr:StartImageScan').map((s) => s.Sid)).toEqual(['ScanConfiguredRepositories']);
+    expect(granting('ecr:StartImageScan')[0]).toMatchObject({ Action: 'ecr:StartImageScan' });
+    expect(([] as unknown[]).concat(granting('ecr:StartImageScan')[0].Resource).map((r) => JSON.stringify(r))).toEqual([
+      expect.stringContaining(':ecr:us-east-1:222222222222:repository/apps/payments*"'),
+      expect.stringContaining(':ecr:us-east-1:222222222222:repository/apps/ledger"'),
+    ]);
+    // DescribeRepositories without names is authorized on repository/* only: the one action there.
+    expect(granting('ecr:DescribeRepositories').map((s) => s.Sid)).toEqual(['ListRepositories']);
+    const onAll = statements.filter((s) => JSON.stringify(s.Resource).includes(':repository/*"'));
+    expect(onAll).toEqual([expect.objectContaining({ Sid: 'ListRepositories', Action: 'ecr:DescribeRepositories' })]);
+    expect(JSON.stringify(onAll[0].Resource)).toContain(':ecr:us-east-1:222222222222:repository/*"');
   });
 
   it('grants what learn-lineage reads (config blobs, repository tags) only on the configured repositories', () => {

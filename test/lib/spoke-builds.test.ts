@@ -102,8 +102,8 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
     expect(assumeRoleResources(template, 'BuildInSpokeAccounts')).toEqual(['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1']);
     expect(assumeRoleResources(template, 'BuildInRemoteSpokes')).toEqual(['arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']);
     expect(assumeRoleResources(template, 'StopBuildsInRemoteSpokes')).toEqual(['arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1']);
-    // The fourth is learn-lineage's ReadSpokeRegistries (below).
-    expect(assumeRoleResources(template)).toHaveLength(4);
+    // The fourth and fifth are learn-lineage's ReadSpokeRegistries and registry-rescan's RescanSpokeRegistries (below).
+    expect(assumeRoleResources(template)).toHaveLength(5);
     const stopFn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('StopRemoteBuildFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
     template.hasResourceProperties('AWS::IAM::Policy', {
       Roles: [{ Ref: stopFn.Properties.Role['Fn::GetAtt'][0] }],
@@ -117,7 +117,7 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
     expect(assumeRoleResources(hub(sameRegionConfig()).template, 'BuildInSpokeAccounts')).toEqual([
       ['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1', 'arn:aws:iam::333333333333:role/PatchlineHubAccess-eu-west-1'],
     ]);
-    expect(assumeRoleResources(hub(sameRegionConfig()).template)).toHaveLength(2);
+    expect(assumeRoleResources(hub(sameRegionConfig()).template)).toHaveLength(3);
     const roleOfMachine = (template.findResources('AWS::StepFunctions::StateMachine', { Properties: { StateMachineType: 'STANDARD' } }) as Record<string, { Properties: { RoleArn: { 'Fn::GetAtt': string[] } } }>);
     const roleId = Object.values(roleOfMachine)[0].Properties.RoleArn['Fn::GetAtt'][0];
     template.hasResourceProperties('AWS::IAM::Policy', {
@@ -207,6 +207,44 @@ describe('Class: PatchlineStack (rebuilds in spoke accounts)', () => {
       };
       const prefixes = trust.Properties.AssumeRolePolicyDocument.Statement[0].Condition.ArnLike['aws:PrincipalArn'].map((p) => /role\/([^*]+)\*/.exec(JSON.stringify(p))![1]);
       expect(prefixes.filter((p) => generated.startsWith(p))).toEqual([`${stack.stackName}-LineageDiscoveryFunctionRole`]);
+    }
+  });
+
+  it('lets registry-rescan assume exactly the hub-access roles of every configured spoke, and no role without an organization', () => {
+    const fn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('RegistryRescanFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
+    const spokeRoles = ['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1', 'arn:aws:iam::333333333333:role/PatchlineHubAccess-us-east-1'];
+    expect(assumeRoleResources(template, 'RescanSpokeRegistries')).toEqual([spokeRoles]);
+    template.hasResourceProperties('AWS::IAM::Policy', {
+      Roles: [{ Ref: fn.Properties.Role['Fn::GetAtt'][0] }],
+      PolicyDocument: { Statement: Match.arrayWith([Match.objectLike({ Sid: 'RescanSpokeRegistries', Action: 'sts:AssumeRole', Resource: spokeRoles })]) },
+    });
+    // Its only AssumeRole statement.
+    const own = template.findResources('AWS::IAM::Policy', { Properties: { Roles: [{ Ref: fn.Properties.Role['Fn::GetAtt'][0] }] } });
+    expect(JSON.stringify(own).match(/sts:AssumeRole/g)).toHaveLength(1);
+    expect(assumeRoleResources(hub(sameRegionConfig()).template, 'RescanSpokeRegistries')).toEqual([
+      ['arn:aws:iam::222222222222:role/PatchlineHubAccess-eu-west-1', 'arn:aws:iam::333333333333:role/PatchlineHubAccess-eu-west-1'],
+    ]);
+    const single = { ...exampleConfig(), organization: undefined };
+    expect(assumeRoleResources(hub(single).template, 'RescanSpokeRegistries')).toEqual([]);
+    // And the spokes it sweeps, with the repositories configured for each, in its environment.
+    const env = (fn.Properties as unknown as { Environment: { Variables: Record<string, unknown> } }).Environment.Variables;
+    expect(JSON.parse(String(env.SPOKE_REPOSITORIES))).toEqual([
+      { account: '222222222222', region: 'eu-west-1', repositories: ['apps/payments*'] },
+      { account: '333333333333', region: 'us-east-1', repositories: ['apps/orders*'] },
+    ]);
+  });
+
+  it('has every spoke role trust the registry-rescan function role by its CloudFormation name prefix', () => {
+    const fn = Object.entries(template.findResources('AWS::Lambda::Function')).find(([id]) => id.startsWith('RegistryRescanFunction'))![1] as { Properties: { Role: { 'Fn::GetAtt': string[] } } };
+    const generated = `${stack.stackName}-${fn.Properties.Role['Fn::GetAtt'][0]}-ABCDEFGHIJKL`;
+    // At most 64 characters: CloudFormation does not truncate the logical id, so the prefix holds.
+    expect(generated.length).toBeLessThanOrEqual(64);
+    for (const spoke of defineSpokeStacks(new App(), exampleConfig(), stack.stackName)) {
+      const trust = Object.values(Template.fromStack(spoke).findResources('AWS::IAM::Role', { Properties: { RoleName: `PatchlineHubAccess-${spoke.region}` } }))[0] as {
+        Properties: { AssumeRolePolicyDocument: { Statement: Array<{ Condition: { ArnLike: Record<string, unknown[]> } }> } };
+      };
+      const prefixes = trust.Properties.AssumeRolePolicyDocument.Statement[0].Condition.ArnLike['aws:PrincipalArn'].map((p) => /role\/([^*]+)\*/.exec(JSON.stringify(p))![1]);
+      expect(prefixes.filter((p) => generated.startsWith(p))).toEqual([`${stack.stackName}-RegistryRescanFunctionRole`]);
     }
   });
 

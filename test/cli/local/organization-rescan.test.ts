@@ -10,7 +10,7 @@ import { parseConfig, PatchlineConfig } from '../../../lambdas/domain/config';
 import { ImageNode } from '../../../lambdas/domain/lineage';
 import { MetricDimension, PatchlineMetric } from '../../../lambdas/domain/patchline-metric';
 import { hubAccessRoleArn, registryHost } from '../../../lambdas/domain/registry-scope';
-import { DigestResult } from '../../../lambdas/handlers/registry-rescan';
+import { DigestResult, makeRegistryRescanHandler, RESCAN_SESSION_NAME } from '../../../lambdas/handlers/registry-rescan';
 import { RESCAN_WORKFLOW_ID } from '../../../lib/rescan-workflow';
 import { listedFinding } from '../../support/inspector-findings';
 import { ensureRegistryBinary, pushImage, RunningRegistry, startRegistry } from '../../support/registry-process';
@@ -125,7 +125,7 @@ describe('State machine: registry-rescan (organization, synthesized ASL, local r
       await findings!.record(SPOKE_PAYMENTS, normalizeListedFinding(listedFindingIn(PAYMENTS, { ...spokeOpen, at: '2025-02-01T00:00:00Z' })));
     });
 
-    it('reconciles the hub repository under its bare key and leaves the spoke image\'s findings under its qualified key untouched', async () => {
+    it('reconciles the hub repository under its bare key and leaves the spoke image\'s findings under its qualified key to the spoke\'s sweep', async () => {
       const { states } = await rescan(runtime!, template);
       expect(states).not.toContain('RepositoryFailed');
       const { findings } = runtime!.deps;
@@ -133,7 +133,8 @@ describe('State machine: registry-rescan (organization, synthesized ASL, local r
       const hub = await findings!.get(HUB_PAYMENTS, hubFixed.digest, hubFixed.vulnerabilityId);
       expect(hub?.status).toBe('CLOSED');
       expect(hub?.account).toBe(HUB.account);
-      // The hub reads its own registry only: the payments account's finding is neither closed nor touched.
+      // The hub's sweep reads its own registry only; the payments account's registry (empty here: its repository is not
+      // listed) is swept with its own role, so its finding is neither closed nor touched.
       const spoke = await findings!.get(SPOKE_PAYMENTS, spokeOpen.digest, spokeOpen.vulnerabilityId);
       expect(spoke?.status).toBe('ACTIVE');
       expect(spoke?.history.map((h) => h.status)).toEqual(['ACTIVE']);
@@ -175,6 +176,107 @@ describe('State machine: registry-rescan (organization, synthesized ASL, local r
       const gauge = (owner: string): number => runtime!.metrics.total(PatchlineMetric.OPEN_FINDINGS, { [MetricDimension.OWNER]: owner, [MetricDimension.SEVERITY]: 'HIGH' });
       expect(gauge('payments-team')).toBe(1);
       expect(gauge('platform-team')).toBe(0);
+    });
+  });
+
+  describe('the spokes\' registries, swept through their hub-access roles', () => {
+    const SPOKE_DIGEST = digestOf('spoke-payments');
+    const OLD_SPOKE_DIGEST = digestOf('spoke-payments-old');
+    const HUB_DIGEST = digestOf('hub-payments');
+    const ORDERS_DIGEST = digestOf('orders');
+    /** Forwarded and stored; fixed since, so the spoke's Inspector2 no longer lists it. */
+    const spokeFixed = { repository: 'apps/payments-api', digest: SPOKE_DIGEST, vulnerabilityId: 'CVE-2024-1002' };
+    /** Found in the spoke, its forwarded event missed. */
+    const spokeMissed = { repository: 'apps/payments-api', digest: SPOKE_DIGEST, vulnerabilityId: 'CVE-2024-2001', severity: 'MEDIUM' };
+    /** Open in the hub's repository of the same name, listed by the hub's Inspector2. */
+    const hubOpen = { repository: 'apps/payments-api', digest: HUB_DIGEST, vulnerabilityId: 'CVE-2024-1001', severity: 'MEDIUM' };
+    let scanners: LocalScanners;
+
+    beforeEach(async () => {
+      runtime = await LocalRuntime.start({ config, lineage: lineage(), template });
+      scanners = localScannersFor(runtime.deps);
+      const { findings } = runtime.deps;
+      scanners.backend.addImage(HUB_PAYMENTS, HUB_DIGEST, { tags: ['1'], pushedAt: '2025-03-03T00:00:00Z' });
+      scanners.backend.putFinding(listedFindingIn(HUB, { ...hubOpen, at: '2025-02-01T00:00:00Z' }));
+      await findings!.record(HUB_PAYMENTS, normalizeListedFinding(listedFindingIn(HUB, { ...hubOpen, at: '2025-02-01T00:00:00Z' })));
+      // The payments account's registry: its image (and an older, untagged digest), a repository it does not let
+      // Patchline sweep, and Inspector2 listing the finding whose event was missed.
+      const payments = scanners.spokeScanners.backend(PAYMENTS);
+      payments.addImage('apps/payments-api', SPOKE_DIGEST, { tags: ['1'], pushedAt: '2025-03-03T00:00:00Z' });
+      payments.addImage('apps/payments-api', OLD_SPOKE_DIGEST, { pushedAt: '2025-01-03T00:00:00Z' });
+      payments.addImage('scratch/tools', digestOf('scratch'), { tags: ['1'] });
+      payments.putFinding(listedFindingIn(PAYMENTS, { ...spokeMissed, at: '2025-04-01T00:00:00Z' }));
+      scanners.spokeScanners.backend(ORDERS).addImage('apps/orders-api', ORDERS_DIGEST, { tags: ['1'] });
+      await findings!.record(SPOKE_PAYMENTS, normalizeListedFinding(listedFindingIn(PAYMENTS, { ...spokeFixed, at: '2025-02-01T00:00:00Z' })));
+    });
+
+    const assumed = (): Array<Record<string, unknown>> =>
+      runtime!.calls.filter((c) => c.service === 'sts' && c.action === 'AssumeRole' && (c.parameters as { RoleSessionName: string }).RoleSessionName === RESCAN_SESSION_NAME).map((c) => ({ ...(c.parameters as object), ...(c.outcome && { outcome: c.outcome }) }));
+
+    it('recovers a spoke finding whose forwarded event was missed, under the spoke image\'s key', async () => {
+      const { states } = await rescan(runtime!, template);
+      expect(states).not.toContain('RepositoryFailed');
+      const recovered = await runtime!.deps.findings!.get(SPOKE_PAYMENTS, spokeMissed.digest, spokeMissed.vulnerabilityId);
+      expect(recovered).toMatchObject({ status: 'ACTIVE', account: PAYMENTS.account, region: PAYMENTS.region, repository: 'apps/payments-api', severity: 'MEDIUM' });
+      // Under the spoke key only: not under the hub's repository of that name, nor the bare name.
+      expect((await runtime!.deps.findings!.forImage(HUB_PAYMENTS)).map((f) => f.vulnerabilityId)).toEqual([hubOpen.vulnerabilityId]);
+    });
+
+    it('closes a spoke finding its Inspector2 no longer lists', async () => {
+      await rescan(runtime!, template);
+      const closed = await runtime!.deps.findings!.get(SPOKE_PAYMENTS, spokeFixed.digest, spokeFixed.vulnerabilityId);
+      expect(closed?.status).toBe('CLOSED');
+      expect(closed?.history.map((h) => h.status)).toEqual(['ACTIVE', 'CLOSED']);
+      expect(closed?.account).toBe(PAYMENTS.account);
+    });
+
+    it('assumes each spoke\'s role once, in its own region, and reads there only the repositories configured for it', async () => {
+      await rescan(runtime!, template);
+      expect(assumed()).toEqual([
+        { RoleArn: hubAccessRoleArn(PAYMENTS.account, PAYMENTS.region), RoleSessionName: RESCAN_SESSION_NAME, DurationSeconds: 3600, Region: PAYMENTS.region },
+        { RoleArn: hubAccessRoleArn(ORDERS.account, ORDERS.region), RoleSessionName: RESCAN_SESSION_NAME, DurationSeconds: 3600, Region: ORDERS.region },
+      ]);
+      // One listing page and one repository (apps/payments-api; scratch/tools is not among apps/payments*) per spoke.
+      expect(scanners.spokeScanners.backend(PAYMENTS).calls).toEqual({ DescribeRepositories: 1, DescribeImages: 1, ListFindings: 1 });
+      expect(scanners.spokeScanners.backend(ORDERS).calls).toEqual({ DescribeRepositories: 1, DescribeImages: 1, ListFindings: 1 });
+      // The hub's own apps/payments-api is swept by the hub as before, its finding left open and unchanged.
+      const hub = await runtime!.deps.findings!.get(HUB_PAYMENTS, hubOpen.digest, hubOpen.vulnerabilityId);
+      expect(hub).toMatchObject({ status: 'ACTIVE', account: HUB.account });
+      expect(hub?.history.map((h) => h.status)).toEqual(['ACTIVE']);
+      expect(scanners.backend.calls.DescribeImages).toBe(1);
+      expect(runtime!.metrics.total(PatchlineMetric.RESCAN_SPOKES_UNREACHABLE, {})).toBe(0);
+    });
+
+    it('fails only a refusing spoke: its repositories are skipped and counted, the other spoke and the hub are swept', async () => {
+      scanners.spokeScanners.refuse(hubAccessRoleArn(ORDERS.account, ORDERS.region));
+      const { states } = await rescan(runtime!, template);
+      expect(states).not.toContain('RepositoryFailed');
+      expect(assumed()).toEqual([
+        expect.objectContaining({ RoleArn: hubAccessRoleArn(PAYMENTS.account, PAYMENTS.region), Region: PAYMENTS.region }),
+        expect.objectContaining({ RoleArn: hubAccessRoleArn(ORDERS.account, ORDERS.region), Region: ORDERS.region, outcome: 'AccessDenied' }),
+      ]);
+      expect(scanners.spokeScanners.backend(ORDERS).calls).toEqual({});
+      expect((await runtime!.deps.findings!.get(SPOKE_PAYMENTS, spokeFixed.digest, spokeFixed.vulnerabilityId))?.status).toBe('CLOSED');
+      expect((await runtime!.deps.findings!.get(SPOKE_PAYMENTS, spokeMissed.digest, spokeMissed.vulnerabilityId))?.status).toBe('ACTIVE');
+      expect(runtime!.metrics.total(PatchlineMetric.RESCAN_SPOKES_UNREACHABLE, {})).toBe(1);
+    });
+
+    it('fails a refusing spoke\'s repository item with an error naming its role and region', async () => {
+      scanners.spokeScanners.refuse(hubAccessRoleArn(ORDERS.account, ORDERS.region));
+      const rescanStep = makeRegistryRescanHandler(runtime!.deps, scanners);
+      await expect(rescanStep({ action: 'rescanRepository', repository: { ...ORDERS, repository: 'apps/orders-api' } })).rejects.toThrow(
+        `could not assume ${hubAccessRoleArn(ORDERS.account, ORDERS.region)} in ${ORDERS.region} to read the spoke's registry`,
+      );
+      await expect(rescanStep({ action: 'rescanRepository', repository: { ...ORDERS, repository: 'apps/orders-api' } })).rejects.toMatchObject({ name: 'SpokeRegistryAccessError', code: 'SPOKE_REGISTRY_ACCESS_DENIED' });
+    });
+
+    it('fails an item of a repository or registry the configuration does not sweep, before assuming any role', async () => {
+      const rescanStep = makeRegistryRescanHandler(runtime!.deps, scanners);
+      await expect(rescanStep({ action: 'rescanRepository', repository: { ...PAYMENTS, repository: 'scratch/tools' } })).rejects.toMatchObject({ name: 'UnsweptRepositoryError', code: 'UNSWEPT_REPOSITORY' });
+      await expect(rescanStep({ action: 'rescanRepository', repository: { ...STRANGER, repository: 'apps/payments-api' } })).rejects.toThrow(/444444444444\/eu-west-1 is not among the spokes' configured repositories/);
+      await expect(rescanStep({ action: 'rescanRepository', repository: { ...PAYMENTS, account: '22', repository: 'apps/payments-api' } })).rejects.toMatchObject({ name: 'InvalidRescanInputError' });
+      await expect(rescanStep({ action: 'listRepositories', nextToken: '9/abc' })).rejects.toThrow(/nextToken: not a rescan cursor <registry 0-2>/);
+      expect(assumed()).toEqual([]);
     });
   });
 
