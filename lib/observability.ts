@@ -14,6 +14,7 @@ import { PatchlineConfig } from '../lambdas/domain/config';
 // The metric names and namespace are the handlers' (lambdas/domain/patchline-metric.ts): one definition for both sides.
 export { PATCHLINE_METRICS_NAMESPACE, PatchlineMetric } from '../lambdas/domain/patchline-metric';
 import { MetricDimension, PATCHLINE_METRICS_NAMESPACE, PatchlineMetric } from '../lambdas/domain/patchline-metric';
+import { REGISTRY_RESCAN_FUNCTION_ID, REGISTRY_RESCAN_HANDLER } from './rescan-workflow';
 import { RELEASE_ALERT_CLAIM_FUNCTION_ID, RELEASE_ALERT_CLAIM_HANDLER } from './workflow-steps';
 
 /** What each alarm watches: docs/runbook.md has one section per kind. */
@@ -24,11 +25,15 @@ export const AlarmKind = {
   FUNCTION_THROTTLED: 'FunctionThrottled',
   BUILDS_FAILED: 'BuildsFailed',
   ALERTS_UNDELIVERED: 'AlertsUndelivered',
+  RESCAN_SPOKES_UNREACHABLE: 'RescanSpokesUnreachable',
 } as const;
 export type AlarmKind = (typeof AlarmKind)[keyof typeof AlarmKind];
 
 export interface PatchlineObservabilityProps {
-  /** The validated config: `ops.email` subscribes to the ops topic, `rebuild.projects` scopes the build alarms. */
+  /**
+   * The validated config: `ops.email` subscribes to the ops topic, `rebuild.projects` scopes the build alarms,
+   * `organization.spokes` adds the alarm and widget on spoke registries the rescan could not reach.
+   */
   readonly config: PatchlineConfig;
   /** Customer-managed key the ops topic is encrypted with (CloudWatch must be allowed to use it). */
   readonly key: kms.IKey;
@@ -45,8 +50,8 @@ export interface PatchlineObservabilityProps {
 
 /**
  * Operations view of Patchline: an encrypted ops topic, alarms on dead letters, failed and throttled executions,
- * throttled functions, failed CodeBuild builds and undelivered alerts, and a dashboard of campaigns, open findings and
- * alerts.
+ * throttled functions, failed CodeBuild builds, undelivered alerts and (with spokes) spoke registries the rescan could
+ * not reach, and a dashboard of campaigns, open findings and alerts.
  * Instantiate it last in the stack: by default it covers every queue, state machine and function defined before it.
  */
 export class PatchlineObservability extends Construct {
@@ -107,7 +112,12 @@ export class PatchlineObservability extends Construct {
     }
     // Where alerts are published, release-alert-claim counts those SNS refused for good.
     if (stack.node.tryFindChild(RELEASE_ALERT_CLAIM_FUNCTION_ID)) {
-      alarm(AlarmKind.ALERTS_UNDELIVERED, 'AllKinds', alertsUndelivered(), 'SNS refused alerts after the retries: they are in the dead-letter queue, their claims given back.');
+      alarm(AlarmKind.ALERTS_UNDELIVERED, 'AllKinds', alertsUndelivered(), 'SNS refused alerts after the retries: they are in the dead-letter queue, their claims (if any) given back.');
+    }
+    // Only a hub with spokes sweeps registries through a role another account may refuse.
+    const sweepsSpokes = (props.config.organization?.spokes.length ?? 0) > 0 && stack.node.tryFindChild(REGISTRY_RESCAN_FUNCTION_ID) !== undefined;
+    if (sweepsSpokes) {
+      alarm(AlarmKind.RESCAN_SPOKES_UNREACHABLE, 'Spokes', rescanSpokesUnreachable(), 'The scheduled rescan could not read a spoke\'s registry (its PatchlineHubAccess role refused): that spoke was not swept.');
     }
 
     this.dashboard = new cloudwatch.Dashboard(this, 'Dashboard', {
@@ -150,10 +160,15 @@ export class PatchlineObservability extends Construct {
     );
     this.dashboard.addWidgets(
       new cloudwatch.GraphWidget({ title: 'Alerts sent by kind', left: [search(PatchlineMetric.ALERTS_SENT, 'Sum')], width: 8 }),
-      // AlertsSent counts claimed alerts; AlertsSent − AlertsUndelivered is what reached SNS.
+      // AlertsSent counts every alert collected for publishing; AlertsSent − AlertsUndelivered is what reached SNS.
       new cloudwatch.GraphWidget({ title: 'Alerts undelivered by kind', left: [search(PatchlineMetric.ALERTS_UNDELIVERED, 'Sum')], width: 8 }),
       new cloudwatch.AlarmStatusWidget({ title: 'Alarms', alarms: this.alarms, width: 8 }),
     );
+    if (sweepsSpokes) {
+      this.dashboard.addWidgets(
+        new cloudwatch.GraphWidget({ title: 'Spoke registries unreachable (rescan)', left: [search(PatchlineMetric.RESCAN_SPOKES_UNREACHABLE, 'Sum')], width: 8 }),
+      );
+    }
   }
 }
 
@@ -178,6 +193,20 @@ function alertsUndelivered(): cloudwatch.MathExpression {
       ]),
     ),
     label: 'Alerts undelivered',
+    period: Duration.minutes(5),
+  });
+}
+
+/**
+ * RescanSpokesUnreachable as registry-rescan emits it: no dimension besides the `service` Powertools adds, so one
+ * series (an alarm cannot SEARCH). The spoke is named in the function's log and the listing page's `unreachable`.
+ */
+function rescanSpokesUnreachable(): cloudwatch.Metric {
+  return new cloudwatch.Metric({
+    namespace: PATCHLINE_METRICS_NAMESPACE,
+    metricName: PatchlineMetric.RESCAN_SPOKES_UNREACHABLE,
+    dimensionsMap: { service: `patchline-${REGISTRY_RESCAN_HANDLER}` },
+    statistic: cloudwatch.Stats.SUM,
     period: Duration.minutes(5),
   });
 }

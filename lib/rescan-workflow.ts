@@ -28,6 +28,8 @@ export const RESCAN_WORKFLOW_ID = 'RegistryRescanWorkflow';
  * workflow's path the logical id would be long enough for CloudFormation to truncate the generated name.
  */
 export const REGISTRY_RESCAN_FUNCTION_ID = 'RegistryRescanFunction';
+/** Its handler file: the `service` dimension of its metrics is `patchline-<handler>` (the ops alarm on RescanSpokesUnreachable). */
+export const REGISTRY_RESCAN_HANDLER = 'registry-rescan';
 
 /** The role-name prefix of the registry-rescan function in hub stack `hubStackName` (for ArnLike trust conditions). */
 export function registryRescanRolePrefix(hubStackName: string): string {
@@ -106,7 +108,7 @@ export class RescanWorkflow extends Construct {
     const spokes: SpokeRepositories[] = (config.organization?.spokes ?? []).map((s) => ({ account: s.account, region: s.region, repositories: [...(s.repositories ?? config.repositories)] }));
     // A repository with thousands of images and findings takes minutes, not seconds.
     this.rescanFunction = new PatchlineFunction(stack, REGISTRY_RESCAN_FUNCTION_ID, {
-      handler: 'registry-rescan',
+      handler: REGISTRY_RESCAN_HANDLER,
       environment: { ...environment, ...(spokes.length > 0 && { [SPOKE_REPOSITORIES_ENV]: JSON.stringify(spokes) }) },
       deadLetterQueue: props.deadLetterQueue,
       timeout: Duration.minutes(10),

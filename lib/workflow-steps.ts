@@ -96,8 +96,9 @@ function releaseAlertClaimFunction(scope: Construct, props: PublishAlertsProps):
 
 /**
  * A Map (construct id `id`) publishing each alert of `itemsPath` natively to SNS with its filter attributes. An alert
- * SNS refuses after the retries is not lost: its dedup claim is given back (release-alert-claim) and it goes to the
- * dead-letter queue with the reason; the other alerts are still published, and the Map reports it in `resultPath`.
+ * SNS refuses after the retries is not lost: release-alert-claim gives its dedup claim back, if it holds one, and
+ * counts it in AlertsUndelivered; it goes to the dead-letter queue with the reason; the other alerts are still
+ * published, and the Map reports it in `resultPath`.
  */
 export function publishAlerts(scope: Construct, id: string, props: PublishAlertsProps): sfn.Map {
   const seconds = props.claims.dedupSeconds;
@@ -145,7 +146,12 @@ export function publishAlerts(scope: Construct, id: string, props: PublishAlerts
     { errors: ['States.ALL'], resultPath: '$.claimRelease' },
   );
   release.next(deadLetter);
-  const unclaimed = new sfn.Pass(scope, `${props.publishId}Unclaimed`, { result: sfn.Result.fromObject({ released: false }), resultPath: '$.claimRelease' }).next(deadLetter);
+  // An alert without a claim (scan-completed's STILL_VULNERABLE) goes through release-alert-claim all the same, with
+  // its kind: the function only counts it in AlertsUndelivered, so every undelivered alert is counted in one place.
+  const unclaimed = new sfn.Pass(scope, `${props.publishId}Unclaimed`, {
+    parameters: { claimed: false, 'kind.$': '$.attributes.kind' },
+    resultPath: '$.claim',
+  }).next(release);
   const giveBack = new sfn.Choice(scope, `${props.publishId}Claimed`).when(sfn.Condition.isPresent('$.claim'), release).otherwise(unclaimed);
   publish.addCatch(giveBack, { errors: ['States.ALL'], resultPath: '$.error' });
 

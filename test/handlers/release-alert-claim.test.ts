@@ -78,6 +78,36 @@ describe('Function: makeReleaseAlertClaimHandler', () => {
       expect(metrics.total(PatchlineMetric.ALERTS_UNDELIVERED)).toBe(1);
     });
 
+    it('counts an alert that held no claim by its kind, once per invocation, without a dedup store and deleting nothing', async () => {
+      const metrics = new LocalMetrics();
+      const claim = { ...CLAIM, digest: `sha256:${'c'.repeat(64)}`, kind: AlertKind.STILL_VULNERABLE };
+      expect(await alertDedup.claim(claim, NOW)).toBe(true);
+      // As the state machine passes it: publishAlerts' Unclaimed state writes the alert's `kind` attribute.
+      const unclaimed: unknown = JSON.parse(JSON.stringify({ claimed: false, kind: AlertKind.STILL_VULNERABLE }));
+
+      expect(await makeReleaseAlertClaimHandler({ alertDedup, metrics })(unclaimed)).toEqual({ released: false });
+      expect(await makeReleaseAlertClaimHandler({ metrics })(unclaimed)).toEqual({ released: false });
+
+      expect(metrics.of(PatchlineMetric.ALERTS_UNDELIVERED)).toEqual([undelivered(AlertKind.STILL_VULNERABLE), undelivered(AlertKind.STILL_VULNERABLE)]);
+      expect(metrics.recorded).toHaveLength(2);
+      // A claim of the same kind is not touched.
+      expect(await alertDedup.claim(claim, new Date(NOW.getTime() + 60_000))).toBe(false);
+    });
+
+    it.each([
+      ['an unknown alert kind', { claimed: false, kind: 'OTHER' }, /kind/],
+      ['no kind', { claimed: false }, /kind: .*\(got missing\)/],
+      ['claimed: true without a receipt', { claimed: true, kind: AlertKind.STILL_VULNERABLE }, /claimed/],
+      ['a receipt field besides the kind', { claimed: false, kind: AlertKind.STILL_VULNERABLE, sentAt: NOW.toISOString() }, /sentAt/],
+    ])('fails on an unclaimed alert with %s, counting nothing', async (_what, event, message) => {
+      const metrics = new LocalMetrics();
+      const release = makeReleaseAlertClaimHandler({ alertDedup, metrics });
+      await expect(release(event)).rejects.toThrow(InvalidEventError);
+      await expect(release(event)).rejects.toThrow(/invalid unclaimed alert event/);
+      await expect(release(event)).rejects.toThrow(message);
+      expect(metrics.recorded).toEqual([]);
+    });
+
     it('counts nothing when it refuses the receipt', async () => {
       const metrics = new LocalMetrics();
       await expect(makeReleaseAlertClaimHandler({ alertDedup, metrics })({ ...CLAIM })).rejects.toThrow(InvalidEventError);

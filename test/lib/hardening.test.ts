@@ -242,6 +242,45 @@ describe('Class: PatchlineObservability', () => {
     expect(ofType(template, 'AWS::SNS::Subscription').filter(([, s]) => JSON.stringify(s.Properties.TopicArn) === JSON.stringify({ Ref: opsTopicId }))).toEqual([]);
   });
 
+  describe('spoke registries the rescan could not reach', () => {
+    const organization = synthesize(readConfigFile(join(__dirname, '../../examples/organization.config.json')));
+    const spokesUnreachable = (template: Template): Json[] =>
+      ofType(template, 'AWS::CloudWatch::Alarm')
+        .map(([, a]) => a.Properties)
+        .filter((a) => a.MetricName === PatchlineMetric.RESCAN_SPOKES_UNREACHABLE);
+    const dashboardBody = (template: Template): string => JSON.stringify(ofType(template, 'AWS::CloudWatch::Dashboard')[0][1].Properties.DashboardBody);
+
+    it('alarms on registry-rescan\'s RescanSpokesUnreachable when the config has spokes', () => {
+      const [[opsTopicId]] = ofType(organization, 'AWS::SNS::Topic').filter(([id]) => id.startsWith('ObservabilityOpsTopic'));
+      const alarms = spokesUnreachable(organization);
+      expect(alarms).toHaveLength(1);
+      expect(alarms[0]).toMatchObject({
+        Namespace: 'Patchline',
+        Dimensions: [{ Name: 'service', Value: 'patchline-registry-rescan' }],
+        Statistic: 'Sum',
+        Period: 300,
+        Threshold: 0,
+        ComparisonOperator: 'GreaterThanThreshold',
+        TreatMissingData: 'notBreaching',
+        AlarmActions: [{ Ref: opsTopicId }],
+      });
+      expect(alarms[0].AlarmDescription).toMatch(/docs\/runbook\.md#rescanspokesunreachable$/);
+    });
+
+    it('charts RescanSpokesUnreachable when the config has spokes', () => {
+      const body = dashboardBody(organization);
+      expect(body).toContain('Spoke registries unreachable (rescan)');
+      expect(body).toContain(`Namespace=\\\\\\"Patchline\\\\\\" MetricName=\\\\\\"${PatchlineMetric.RESCAN_SPOKES_UNREACHABLE}\\\\\\"`);
+    });
+
+    it('neither alarms on nor charts it without an organization', () => {
+      const single = synthesize();
+      expect(CONFIG.organization).toBeUndefined();
+      expect(spokesUnreachable(single)).toEqual([]);
+      expect(dashboardBody(single)).not.toContain(PatchlineMetric.RESCAN_SPOKES_UNREACHABLE);
+    });
+  });
+
   it('gives each exactly named CodeBuild project its own FailedBuilds alarm', () => {
     const template = synthesize({ ...CONFIG, rebuild: { ...CONFIG.rebuild, projects: ['enterprise-python-311'] } });
     template.hasResourceProperties('AWS::CloudWatch::Alarm', {

@@ -6,9 +6,11 @@ import * as sns from 'aws-cdk-lib/aws-sns';
 import * as sqs from 'aws-cdk-lib/aws-sqs';
 import * as sfn from 'aws-cdk-lib/aws-stepfunctions';
 import { LocalDeadLetterQueue, LocalSns, RecordedCall } from '../../cli/local/local-aws';
+import { LocalMetrics } from '../../cli/local/local-metrics';
 import { LocalStepFunctions, TaskContext } from '../../cli/local/local-step-functions';
 import { CfnTemplate, TemplateResolver } from '../../cli/local/synthesized-template';
 import { AlertKind } from '../../lambdas/domain/alert';
+import { MetricDimension, PatchlineMetric } from '../../lambdas/domain/patchline-metric';
 import { makeReleaseAlertClaimHandler } from '../../lambdas/handlers/release-alert-claim';
 import type { PublishableAlert } from '../../lambdas/handlers/publishable-alerts';
 import { AlertClaim, AlertDedupStore, alertClaimReceipt } from '../../lambdas/store/finding-store';
@@ -66,6 +68,7 @@ describe('Function: publishAlerts (synthesized ASL, run locally)', () => {
   /** Subjects SNS refuses every time; any other is published. */
   let refused: Set<string>;
   let releaseFails: boolean;
+  let metrics: LocalMetrics;
 
   beforeAll(async () => {
     emulator = await startTestTable();
@@ -81,10 +84,11 @@ describe('Function: publishAlerts (synthesized ASL, run locally)', () => {
     releases = [];
     refused = new Set();
     releaseFails = false;
+    metrics = new LocalMetrics();
   });
 
   async function run(alerts: PublishableAlert[]): Promise<{ status: string; error?: { Error: string; Cause: string } }> {
-    const release = makeReleaseAlertClaimHandler({ alertDedup });
+    const release = makeReleaseAlertClaimHandler({ alertDedup, metrics });
     const stepFunctions = new LocalStepFunctions(async (task: TaskContext, input: unknown) => {
       const params = input as Record<string, unknown>;
       if (task.resource.startsWith('arn:aws:lambda:')) {
@@ -118,6 +122,7 @@ describe('Function: publishAlerts (synthesized ASL, run locally)', () => {
     expect(topic.published.map((m) => m.subject)).toEqual(['first', 'second']);
     expect(releases).toEqual([]);
     expect(queue.messages).toEqual([]);
+    expect(metrics.recorded).toEqual([]);
   });
 
   it('dead-letters only the refused alerts, gives back only their claims, publishes the others, and then fails', async () => {
@@ -132,8 +137,14 @@ describe('Function: publishAlerts (synthesized ASL, run locally)', () => {
     expect(execution.status).toBe('FAILED');
     expect(execution.error?.Error).toBe('AlertsUndelivered');
     expect(topic.published.map((m) => m.subject)).toEqual(['kept']);
-    // Only the refused, claimed alert's claim is given back (its receipt, as collectAlerts wrote it).
-    expect(releases).toEqual([alertClaimReceipt(lost, NOW)]);
+    // Only the refused alerts go to release-alert-claim: the claimed one with its receipt (as collectAlerts wrote it),
+    // the unclaimed one with its kind.
+    expect(releases).toHaveLength(2);
+    expect(releases).toEqual(expect.arrayContaining([alertClaimReceipt(lost, NOW), { claimed: false, kind: AlertKind.DIGEST }]));
+    // Each refused alert is counted undelivered once, by kind.
+    expect(metrics.total(PatchlineMetric.ALERTS_UNDELIVERED)).toBe(2);
+    expect(metrics.total(PatchlineMetric.ALERTS_UNDELIVERED, { [MetricDimension.KIND]: AlertKind.UPSTREAM_VULNERABLE })).toBe(1);
+    expect(metrics.total(PatchlineMetric.ALERTS_UNDELIVERED, { [MetricDimension.KIND]: AlertKind.DIGEST })).toBe(1);
     expect(await alertDedup.claim(lost, new Date(NOW.getTime() + 60_000))).toBe(true);
     expect(await alertDedup.claim(kept, new Date(NOW.getTime() + 60_000))).toBe(false);
     const letters = bodies().sort((a, b) => String(a.alert.subject).localeCompare(String(b.alert.subject)));
@@ -144,6 +155,35 @@ describe('Function: publishAlerts (synthesized ASL, run locally)', () => {
     // Each holds the Publish to replay (without the claim) and the reason.
     expect(letters.map((b) => b.alert)).toEqual(alerts.slice(1).map(({ subject, message, attributes }) => ({ subject, message, attributes })));
     for (const letter of letters) expect(letter.reason).toBe('the alert was not published to SNS after retries: Internal error: the local SNS refuses every Publish');
+  });
+
+  it('counts an unclaimed alert SNS refused through release-alert-claim, deleting no claim, and dead-letters it', async () => {
+    const other = { digest: DIGEST, vulnerabilityId: 'CVE-2024-0000', kind: AlertKind.DIGEST, severity: 'HIGH' as const };
+    // A claim of the same identity as the unclaimed alert stays: the unclaimed alert has nothing to give back.
+    expect(await alertDedup.claim(other, NOW)).toBe(true);
+    refused = new Set(['unclaimed']);
+
+    const execution = await run([alert('unclaimed'), alert('delivered')]);
+
+    expect(execution.status).toBe('FAILED');
+    expect(execution.error?.Error).toBe('AlertsUndelivered');
+    expect(topic.published.map((m) => m.subject)).toEqual(['delivered']);
+    expect(releases).toEqual([{ claimed: false, kind: AlertKind.DIGEST }]);
+    expect(metrics.recorded).toEqual([{ name: PatchlineMetric.ALERTS_UNDELIVERED, unit: 'Count', value: 1, dimensions: { [MetricDimension.KIND]: AlertKind.DIGEST } }]);
+    expect(bodies().map((b) => ({ subject: b.alert.subject, claimReleased: b.claimReleased }))).toEqual([{ subject: 'unclaimed', claimReleased: { released: false } }]);
+    expect(await alertDedup.claim(other, new Date(NOW.getTime() + 60_000))).toBe(false);
+  });
+
+  it('still dead-letters an unclaimed alert when release-alert-claim fails, saying so', async () => {
+    refused = new Set(['unclaimed']);
+    releaseFails = true;
+
+    const execution = await run([alert('unclaimed')]);
+
+    expect(execution.status).toBe('FAILED');
+    expect(releases).toHaveLength(4);
+    expect(bodies().map((b) => b.claimReleased)).toEqual([{ released: false, failure: 'ProvisionedThroughputExceededException: slow down' }]);
+    expect(metrics.recorded).toEqual([]);
   });
 
   it('still dead-letters the alert when its claim cannot be given back, saying so', async () => {
