@@ -1,11 +1,10 @@
 import { ECRClient } from '@aws-sdk/client-ecr';
 import { Inspector2Client } from '@aws-sdk/client-inspector2';
-import { AssumeRoleCommand, STSClient } from '@aws-sdk/client-sts';
-import { hubAccessRoleArn, RegistryLocation } from '../domain/registry-scope';
+import { RegistryLocation } from '../domain/registry-scope';
 import { EcrRegistry } from './ecr-registry';
 import { InspectorFindings } from './inspector-findings';
 import { TemporaryCredentials } from './remote-codebuild';
-import { SpokeAssumeRoleRequest, SpokeRegistryAccessError, SpokeSession } from './spoke-ecr-images';
+import { regionalAssumeRole, SpokeAssumeRoleRequest, SpokeSession, SpokeSessionCache } from './spoke-sessions';
 import { traced } from './traced-client';
 
 /** A spoke's ECR and Inspector2, as the rescan reads them (the same clients as the hub's, with the spoke's session). */
@@ -42,43 +41,27 @@ const EXPIRY_MARGIN_MILLIS = 11 * 60_000;
  * region while its credentials are valid (an 11-minute margin), so the repositories of one spoke share it.
  */
 export class AssumedRoleSpokeScanners implements SpokeScanners {
-  private readonly sessions = new Map<string, { clients: SpokeScannerClients; expiration: Date }>();
-  private readonly now: () => Date;
+  private readonly sessions: SpokeSessionCache<SpokeScannerClients>;
 
-  public constructor(private readonly props: AssumedRoleSpokeScannersProps) {
-    this.now = props.now ?? (() => new Date());
+  public constructor(props: AssumedRoleSpokeScannersProps) {
+    this.sessions = new SpokeSessionCache({
+      assumeRole: props.assumeRole,
+      open: props.clients,
+      durationSeconds: RESCAN_SESSION_SECONDS,
+      expiryMarginMillis: EXPIRY_MARGIN_MILLIS,
+      ...(props.now && { now: props.now }),
+    });
   }
 
-  public async scannersOf(spoke: RegistryLocation, sessionName: string): Promise<SpokeScannerClients> {
-    const roleArn = hubAccessRoleArn(spoke.account, spoke.region);
-    const key = `${roleArn} ${spoke.region}`;
-    const kept = this.sessions.get(key);
-    if (kept && kept.expiration.getTime() - EXPIRY_MARGIN_MILLIS > this.now().getTime()) return kept.clients;
-    this.sessions.delete(key);
-    let credentials: TemporaryCredentials;
-    try {
-      credentials = await this.props.assumeRole({ roleArn, region: spoke.region, sessionName, durationSeconds: RESCAN_SESSION_SECONDS });
-    } catch (error) {
-      throw new SpokeRegistryAccessError(roleArn, spoke.region, { cause: error });
-    }
-    if (!credentials.accessKeyId || !credentials.secretAccessKey) throw new SpokeRegistryAccessError(roleArn, spoke.region);
-    const clients = this.props.clients({ account: spoke.account, region: spoke.region, roleArn, sessionName }, credentials);
-    if (credentials.expiration) this.sessions.set(key, { clients, expiration: credentials.expiration });
-    return clients;
+  public scannersOf(spoke: RegistryLocation, sessionName: string): Promise<SpokeScannerClients> {
+    return this.sessions.of(spoke, sessionName);
   }
 }
 
 /** The AWS implementation: AssumeRole at the spoke region's STS endpoint, then ECR and Inspector2 in that region. */
 export function awsSpokeScanners(): AssumedRoleSpokeScanners {
-  const stsClients = new Map<string, STSClient>();
   return new AssumedRoleSpokeScanners({
-    assumeRole: async (request) => {
-      let client = stsClients.get(request.region);
-      if (!client) stsClients.set(request.region, (client = traced(new STSClient({ region: request.region, useGlobalEndpoint: false }))));
-      const out = await client.send(new AssumeRoleCommand({ RoleArn: request.roleArn, RoleSessionName: request.sessionName, DurationSeconds: request.durationSeconds }));
-      const c = out.Credentials;
-      return { accessKeyId: c?.AccessKeyId ?? '', secretAccessKey: c?.SecretAccessKey ?? '', sessionToken: c?.SessionToken, expiration: c?.Expiration };
-    },
+    assumeRole: regionalAssumeRole(),
     clients: (session, credentials) => ({
       ecr: new EcrRegistry(traced(new ECRClient({ region: session.region, credentials }))),
       inspector: new InspectorFindings(traced(new Inspector2Client({ region: session.region, credentials }))),
