@@ -215,10 +215,12 @@ describe('Class: LocalRuntime (organization)', () => {
       runtime.send(pushIn(HUB, 'enterprise/python-311', digestOf('platform-enterprise-4')));
       const quiet = runtime.runUntilQuiet();
       const parkedExecution = async (): Promise<{ arn: string; name: string; buildArn: string }> => {
-        for (let i = 0; i < 200; i++) {
+        for (let i = 0; i < 2400; i++) {
           const execution = runtime!.stepFunctions.allExecutions.find((e) => (e.input as { image?: unknown }).image === image && e.status === 'RUNNING');
           const build = execution && (await tokens.forExecution(execution.name, new Date()));
-          if (execution && build) return { arn: execution.arn, name: execution.name, buildArn: build.buildArn };
+          // start-remote-build writes the execution's lookup first, then the build's token: parked once both are there.
+          const token = build && (await tokens.get(build.buildArn, new Date()));
+          if (execution && build && token) return { arn: execution.arn, name: execution.name, buildArn: build.buildArn };
           await new Promise((resolve) => setTimeout(resolve, 25));
         }
         throw new Error('the orders rebuild never parked on its remote build');
