@@ -31,8 +31,8 @@ export interface PatchlineSpokeStackProps extends StackProps {
    * start/stop-remote-build).
    * @default - the hub's rebuild-image state machine role `role/<hubStackName>-RebuildImageWorkflowRole*`, the
    * learn-lineage function role `role/<hubStackName>-LineageDiscoveryFunctionRole*` and the registry-rescan function
-   * role `role/<hubStackName>-RegistryRescanFunctionRole*` (outside the hub's region also the start- and
-   * stop-remote-build function roles)
+   * role `role/<hubStackName>-RegistryRescanFunctionRole*` (outside the hub's region, or in a region not known at
+   * synthesis such as a StackSets deployment's, also the start- and stop-remote-build function roles)
    */
   readonly hubPrincipalArn?: string;
   /**
@@ -148,8 +148,9 @@ export class PatchlineSpokeStack extends Stack {
     const principalArn = props.hubPrincipalArn ?? `arn:${this.partition}:iam::${props.hubAccount}:role/${hubStackName}-RebuildImageWorkflowRole*`;
     // Outside the hub's region Step Functions cannot use task credentials: the hub's start-remote-build function
     // assumes the role instead, and stop-remote-build to stop a build whose execution ended, so both are admitted
-    // too (only here, not in spokes of the hub's region).
-    const remote = props.hubPrincipalArn === undefined && this.isOutsideHubRegion(props);
+    // too — not in a spoke known to be in the hub's region; in one whose region is a token (StackSets) they are
+    // admitted, since it may be outside (trusting a role name the hub does not create grants nothing).
+    const remote = props.hubPrincipalArn === undefined && !this.isKnownInHubRegion(props);
     const hubRole = (prefix: string): string => `arn:${this.partition}:iam::${props.hubAccount}:role/${prefix}*`;
     const remoteBuilds = remote ? [hubRole(startRemoteBuildRolePrefix(hubStackName)), hubRole(stopRemoteBuildRolePrefix(hubStackName))] : [];
     // learn-lineage reads pushed images and registry-rescan sweeps images and findings in every spoke region (a region
@@ -190,9 +191,9 @@ export class PatchlineSpokeStack extends Stack {
     return role;
   }
 
-  /** A spoke in another region than the hub's (unknown regions, as for StackSets, count as the hub's: no extra trust). */
-  private isOutsideHubRegion(props: PatchlineSpokeStackProps): boolean {
-    return !Token.isUnresolved(this.region) && !Token.isUnresolved(props.hubRegion) && this.region !== props.hubRegion;
+  /** A spoke whose region is known to be the hub's (an unresolved region, as for StackSets, is not known to be). */
+  private isKnownInHubRegion(props: PatchlineSpokeStackProps): boolean {
+    return !Token.isUnresolved(this.region) && !Token.isUnresolved(props.hubRegion) && this.region === props.hubRegion;
   }
 }
 

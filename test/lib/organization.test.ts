@@ -193,11 +193,19 @@ describe('Class: PatchlineSpokeStack (hub access role)', () => {
     });
   });
 
-  it('admits learn-lineage and registry-rescan in a spoke of unknown region (StackSets), where the remote-build roles are left out', () => {
+  it('admits every hub role, the remote-build ones included, in a spoke of unknown region (StackSets): it may be outside the hub region', () => {
     const stack = new PatchlineSpokeStack(new App(), 'Spoke', { hubAccount: '111111111111', hubRegion: 'eu-west-1', repositories: ['apps/payments*'], projects: ['apps-payments*'] });
     const role = Object.values(Template.fromStack(stack).findResources('AWS::IAM::Role', { Properties: { RoleName: Match.anyValue() } }))[0] as Record<string, any>;
     expect(role.Properties.AssumeRolePolicyDocument.Statement[0].Condition).toEqual({
-      ArnLike: { 'aws:PrincipalArn': [principalArn('Patchline-RebuildImageWorkflowRole*'), principalArn('Patchline-LineageDiscoveryFunctionRole*'), principalArn('Patchline-RegistryRescanFunctionRole*')] },
+      ArnLike: {
+        'aws:PrincipalArn': [
+          principalArn('Patchline-RebuildImageWorkflowRole*'),
+          principalArn('Patchline-StartRemoteBuildFunctionRole*'),
+          principalArn('Patchline-StopRemoteBuildFunctionRole*'),
+          principalArn('Patchline-LineageDiscoveryFunctionRole*'),
+          principalArn('Patchline-RegistryRescanFunctionRole*'),
+        ],
+      },
     });
   });
 
