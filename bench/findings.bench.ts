@@ -9,12 +9,9 @@ import { createPatchlineTable, startDynamoDbEmulator } from '../cli/local/dynamo
 import { parseConfig } from '../lambdas/domain/config';
 import { NormalizedFinding, parseInspectorFindingEvent } from '../lambdas/domain/finding';
 import { ImageNode } from '../lambdas/domain/lineage';
-import { HandlerDependencies } from '../lambdas/handlers/dependencies';
+import { HandlerDependencies, tableStores } from '../lambdas/handlers/dependencies';
 import { findingReceivedDependencies, makeFindingReceivedHandler } from '../lambdas/handlers/finding-received';
-import { CampaignStore } from '../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../lambdas/store/dynamo-lineage-store';
 import { FindingStore } from '../lambdas/store/finding-store';
-import { SemaphoreStore } from '../lambdas/store/semaphore-store';
 import { reportBenchmark } from './report';
 
 const SAMPLE = join(__dirname, '../../shared/data/events/awsdocs-amazon-ecr-user-guide@8f2dbe92__doc_source__image-scanning-enhanced.md__inspector2-finding-PACKAGE_VULNERABILITY-ecr.json');
@@ -98,9 +95,7 @@ async function main(): Promise<void> {
     const tableName = 'burst';
     await createPatchlineTable(client, tableName);
     const deps: HandlerDependencies = {
-      lineage: new DynamoLineageStore({ client, tableName }),
-      campaigns: new CampaignStore({ client, tableName }),
-      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 10 }),
+      ...tableStores({ client, tableName, concurrency: 10 }),
       taskTokens: { succeed: async () => true, fail: async () => true },
       defaultBuildSeconds: 600,
       now: () => new Date('2024-03-01T00:00:00Z'),

@@ -11,13 +11,10 @@ import { LocalScanners } from '../cli/local/local-scanners';
 import { normalizeListedFinding } from '../lambdas/aws/inspector-findings';
 import { parseConfig } from '../lambdas/domain/config';
 import { ImageNode, Tier } from '../lambdas/domain/lineage';
-import { HandlerDependencies } from '../lambdas/handlers/dependencies';
+import { HandlerDependencies, tableStores } from '../lambdas/handlers/dependencies';
 import { findingReceivedDependencies } from '../lambdas/handlers/finding-received';
 import { DigestResult, makeRegistryRescanHandler, RepositoryPage, RepositoryRescan } from '../lambdas/handlers/registry-rescan';
 import { makeUpstreamWatchHandler, UpstreamWatchResult } from '../lambdas/handlers/upstream-watch';
-import { CampaignStore } from '../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../lambdas/store/dynamo-lineage-store';
-import { SemaphoreStore } from '../lambdas/store/semaphore-store';
 import { listedFinding } from '../test/support/inspector-findings';
 import { digestOf } from '../test/support/template';
 import { reportBenchmark } from './report';
@@ -38,9 +35,7 @@ async function main(): Promise<void> {
   await createPatchlineTable(dynamo.client, tableName);
   const client = dynamo.client;
   const deps: HandlerDependencies = {
-    lineage: new DynamoLineageStore({ client, tableName }),
-    campaigns: new CampaignStore({ client, tableName }),
-    semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 10 }),
+    ...tableStores({ client, tableName, concurrency: 10 }),
     taskTokens: { succeed: async () => true, fail: async () => true },
     defaultBuildSeconds: 600,
     now: () => NOW,

@@ -3,7 +3,7 @@ import { createHash } from 'crypto';
 import { PatchlineConfig } from '../../lambdas/domain/config';
 import { ImageNode } from '../../lambdas/domain/lineage';
 import { makeAcquireSlotHandler } from '../../lambdas/handlers/acquire-slot';
-import { HandlerDependencies, RebuildStarter } from '../../lambdas/handlers/dependencies';
+import { HandlerDependencies, RebuildStarter, tableStores } from '../../lambdas/handlers/dependencies';
 import { imagePushedDependencies, makeImagePushedHandler } from '../../lambdas/handlers/image-pushed';
 import { learnLineageDependencies, makeLearnLineageHandler } from '../../lambdas/handlers/learn-lineage';
 import { findingReceivedDependencies, makeFindingReceivedHandler } from '../../lambdas/handlers/finding-received';
@@ -17,9 +17,7 @@ import { makeScanCompletedHandler } from '../../lambdas/handlers/scan-completed'
 import { makeRemoteBuildEndedHandler } from '../../lambdas/handlers/remote-build-ended';
 import { makeStartRemoteBuildHandler } from '../../lambdas/handlers/start-remote-build';
 import { makeStopRemoteBuildHandler } from '../../lambdas/handlers/stop-remote-build';
-import { CampaignStore } from '../../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
-import { SemaphoreState, SemaphoreStore } from '../../lambdas/store/semaphore-store';
+import { SemaphoreState } from '../../lambdas/store/semaphore-store';
 import { PATCHLINE_HANDLER_METADATA } from '../../lib/patchline-function';
 import { WorkflowId } from '../../lib/patchline-stack';
 import { createPatchlineTable, DynamoDbEmulator, startDynamoDbEmulator } from './dynamodb-emulator';
@@ -143,9 +141,7 @@ export class LocalRuntime {
     this.stepFunctions = new LocalStepFunctions((task, input) => this.dispatch(task, input));
     const client = dynamo.client;
     this.deps = {
-      lineage: new DynamoLineageStore({ client, tableName }),
-      campaigns: new CampaignStore({ client, tableName }),
-      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: options.config.rebuild.concurrency }),
+      ...tableStores({ client, tableName, concurrency: options.config.rebuild.concurrency }),
       taskTokens: {
         succeed: async (token, output) => this.stepFunctions.sendTaskSuccess(token, output),
         fail: async (token, error, cause) => this.stepFunctions.sendTaskFailure(token, error, cause),

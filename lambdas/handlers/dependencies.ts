@@ -96,6 +96,19 @@ export function sfnTaskTokenCallbacks(client: SFNClient): TaskTokenCallbacks {
   };
 }
 
+/** The semaphore that caps concurrent rebuilds (one per table). */
+export const REBUILD_SEMAPHORE = 'rebuild';
+
+/** The stores every handler works on, over one table; `concurrency` caps the rebuild semaphore. */
+export function tableStores(props: { client: DynamoDBClient; tableName: string; concurrency: number }): Pick<HandlerDependencies, 'lineage' | 'campaigns' | 'semaphore'> {
+  const { client, tableName } = props;
+  return {
+    lineage: new DynamoLineageStore({ client, tableName }),
+    campaigns: new CampaignStore({ client, tableName }),
+    semaphore: new SemaphoreStore({ client, tableName, name: REBUILD_SEMAPHORE, cap: props.concurrency }),
+  };
+}
+
 let fromEnvironment: HandlerDependencies | undefined;
 
 /** The Lambda runtime's dependencies, created once per container from TABLE_NAME, REBUILD_CONCURRENCY, … */
@@ -104,9 +117,7 @@ export function dependenciesFromEnvironment(): HandlerDependencies {
     const client = traced(new DynamoDBClient({}));
     const tableName = requireEnv('TABLE_NAME');
     fromEnvironment = {
-      lineage: new DynamoLineageStore({ client, tableName }),
-      campaigns: new CampaignStore({ client, tableName }),
-      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: Number(requireEnv('REBUILD_CONCURRENCY')) }),
+      ...tableStores({ client, tableName, concurrency: Number(requireEnv('REBUILD_CONCURRENCY')) }),
       taskTokens: sfnTaskTokenCallbacks(traced(new SFNClient({}))),
       defaultBuildSeconds: Number(process.env.DEFAULT_BUILD_SECONDS ?? '600'),
       settleWindowSeconds: Number(process.env.SETTLE_WINDOW_SECONDS ?? '0'),

@@ -5,11 +5,8 @@ import { InvalidFindingEventError } from '../../lambdas/domain/finding';
 import { ImageNode } from '../../lambdas/domain/lineage';
 import { parsePolicy, Policy } from '../../lambdas/domain/policy';
 import { registryHost, RegistryScope, UnconfiguredRegistryError } from '../../lambdas/domain/registry-scope';
-import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
+import { HandlerDependencies, tableStores } from '../../lambdas/handlers/dependencies';
 import { FindingAction, findingReceivedDependencies, FindingReceivedDependencies, makeFindingReceivedHandler, MissingFindingDependenciesError, policyFromConfig } from '../../lambdas/handlers/finding-received';
-import { CampaignStore } from '../../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
-import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 import { digestFor, FINDING_SAMPLE_2024, findingEvent, findingEventIn, SCAN_SAMPLE_LAMBDA_GO, SEED_CVE, UBI_MIRROR } from '../support/finding-events';
 import { projectConfig, REPO_ROOT, sampleEvent } from '../support/template';
@@ -34,9 +31,7 @@ async function setup(policy?: Policy, lineage: ImageNode[] = SEED): Promise<{ ha
   const client = emulator.client;
   const config = projectConfig();
   const deps: HandlerDependencies = {
-    lineage: new DynamoLineageStore({ client, tableName }),
-    campaigns: new CampaignStore({ client, tableName }),
-    semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 10 }),
+    ...tableStores({ client, tableName, concurrency: 10 }),
     taskTokens: { succeed: async () => true, fail: async () => true },
     defaultBuildSeconds: 600,
     now: () => NOW,

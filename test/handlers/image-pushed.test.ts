@@ -3,11 +3,8 @@ import { campaignId, CampaignTrigger } from '../../lambdas/domain/campaign';
 import { InvalidEventError } from '../../lambdas/domain/ecr-push-event';
 import { ImageNode } from '../../lambdas/domain/lineage';
 import { PatchlineMetric } from '../../lambdas/domain/patchline-metric';
-import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
+import { HandlerDependencies, tableStores } from '../../lambdas/handlers/dependencies';
 import { makeImagePushedHandler } from '../../lambdas/handlers/image-pushed';
-import { CampaignStore } from '../../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
-import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 import { digestOf, pushEvent } from '../support/template';
 
@@ -34,9 +31,7 @@ describe('Function: makeImagePushedHandler', () => {
     clock = new Date('2024-03-01T10:00:00Z');
     const { client, tableName } = table;
     deps = {
-      lineage: new DynamoLineageStore({ client, tableName }),
-      campaigns: new CampaignStore({ client, tableName }),
-      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 2 }),
+      ...tableStores({ client, tableName, concurrency: 2 }),
       taskTokens: { succeed: async () => true, fail: async () => true },
       defaultBuildSeconds: 600,
       now: () => clock,

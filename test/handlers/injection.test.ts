@@ -3,11 +3,8 @@ import { readFileSync } from 'fs';
 import { join } from 'path';
 import { InvalidEventError } from '../../lambdas/domain/ecr-push-event';
 import { parseLineageFile } from '../../lambdas/domain/lineage-file';
-import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
+import { HandlerDependencies, tableStores } from '../../lambdas/handlers/dependencies';
 import { ImagePushedResult, makeImagePushedHandler } from '../../lambdas/handlers/image-pushed';
-import { CampaignStore } from '../../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
-import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 
 const PUSH_FIXTURE = join(__dirname, '../../../shared/data/events/awsdocs-amazon-ecr-user-guide@8f2dbe92__doc_source__ecr-eventbridge.md__ecr-image-action-PUSH.json');
@@ -35,9 +32,7 @@ describe('Function: makeImagePushedHandler', () => {
       table = await startTestTable('patchline-injection');
       const { client, tableName } = table;
       const deps: HandlerDependencies = {
-        lineage: new DynamoLineageStore({ client, tableName }),
-        campaigns: new CampaignStore({ client, tableName }),
-        semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 2 }),
+        ...tableStores({ client, tableName, concurrency: 2 }),
         taskTokens: {
           succeed: async (token) => (callbacks.push(token), true),
           fail: async (token) => (callbacks.push(token), true),

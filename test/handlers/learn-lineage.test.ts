@@ -14,13 +14,12 @@ import { ImageNode } from '../../lambdas/domain/lineage';
 import { RegistryScope, UnconfiguredRegistryError } from '../../lambdas/domain/registry-scope';
 import { BaseImageAnnotation, ManifestMediaType } from '../../lambdas/domain/oci-base-image';
 import { LearnLineageDependencies, learnLineageDependencies, LearnOutcome, makeLearnLineageHandler, MissingLearnLineageDependenciesError } from '../../lambdas/handlers/learn-lineage';
-import { CampaignStore } from '../../lambdas/store/campaign-store';
 import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { LineageBusyError } from '../../lambdas/store/lineage-store';
 import { LineageWriteLease } from '../../lambdas/store/lineage-write-lease';
-import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 import { digestOf, projectConfig, pushEvent, REPO_ROOT } from '../support/template';
+import { tableStores } from '../../lambdas/handlers/dependencies';
 
 const SEED = loadLineage(join(REPO_ROOT, 'examples', 'lineage.yaml'));
 /** The real ECR sample's account and region (pushEvent derives from it). */
@@ -80,9 +79,7 @@ async function setup(lineage: readonly ImageNode[] = SEED, fetchBlob: typeof fet
   const client = emulator.client;
   const config = projectConfig();
   const deps: LearnLineageDependencies = {
-    lineage: new DynamoLineageStore({ client, tableName }),
-    campaigns: new CampaignStore({ client, tableName }),
-    semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 10 }),
+    ...tableStores({ client, tableName, concurrency: 10 }),
     taskTokens: { succeed: async () => true, fail: async () => true },
     defaultBuildSeconds: 600,
     now: () => NOW,

@@ -5,11 +5,8 @@ import { campaignId, CampaignTrigger, MemberState, RebuildRequest } from '../../
 import { parseConfig, PatchlineConfig } from '../../lambdas/domain/config';
 import { ImageNode } from '../../lambdas/domain/lineage';
 import { PatchlineMetric } from '../../lambdas/domain/patchline-metric';
-import { HandlerDependencies, RebuildStarter } from '../../lambdas/handlers/dependencies';
+import { HandlerDependencies, RebuildStarter, tableStores } from '../../lambdas/handlers/dependencies';
 import { makeRecordBuildFailureHandler, MissingRebuildStarterError } from '../../lambdas/handlers/record-build-failure';
-import { CampaignStore } from '../../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
-import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 import { digestOf, projectConfig, projectTemplate, pushEvent, sampleEvent } from '../support/template';
 
@@ -62,9 +59,7 @@ describe('Function: makeRecordBuildFailureHandler', () => {
     metrics = new LocalMetrics();
     const { client, tableName } = table;
     deps = {
-      lineage: new DynamoLineageStore({ client, tableName }),
-      campaigns: new CampaignStore({ client, tableName }),
-      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 2 }),
+      ...tableStores({ client, tableName, concurrency: 2 }),
       taskTokens: { succeed: async () => true, fail: async () => true },
       defaultBuildSeconds: 600,
       now: () => new Date('2024-03-01T10:10:00Z'),

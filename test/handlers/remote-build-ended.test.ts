@@ -4,12 +4,9 @@ import { readFileSync } from 'fs';
 import { join } from 'path';
 import { InvalidEventError } from '../../lambdas/domain/ecr-push-event';
 import { REMOTE_BUILD_FAILED_ERROR } from '../../lambdas/domain/remote-build';
-import { HandlerDependencies, sfnTaskTokenCallbacks } from '../../lambdas/handlers/dependencies';
+import { HandlerDependencies, sfnTaskTokenCallbacks, tableStores } from '../../lambdas/handlers/dependencies';
 import { makeRemoteBuildEndedHandler, RemoteBuildOutcome } from '../../lambdas/handlers/remote-build-ended';
-import { CampaignStore } from '../../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { RemoteBuildTokenStore } from '../../lambdas/store/remote-build-store';
-import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 
 const EVENTS = join(__dirname, '../../../shared/data/events');
@@ -52,9 +49,7 @@ describe('Function: makeRemoteBuildEndedHandler', () => {
     table = await startTestTable();
     const { client, tableName } = table;
     deps = {
-      lineage: new DynamoLineageStore({ client, tableName }),
-      campaigns: new CampaignStore({ client, tableName }),
-      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 2 }),
+      ...tableStores({ client, tableName, concurrency: 2 }),
       taskTokens: sfnTaskTokenCallbacks(new SFNClient({ region: 'eu-west-1' })),
       defaultBuildSeconds: 600,
       now: () => NOW,

@@ -5,13 +5,11 @@ import { ImageNode } from '../../lambdas/domain/lineage';
 import { PatchlineMetric } from '../../lambdas/domain/patchline-metric';
 import { registryHost, RegistryScope, UnconfiguredRegistryError } from '../../lambdas/domain/registry-scope';
 import { makeScanCompletedHandler, ScanCompletedDependencies, ScanVerdict } from '../../lambdas/handlers/scan-completed';
-import { CampaignStore } from '../../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { FindingStore } from '../../lambdas/store/finding-store';
-import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 import { digestFor, findingEvent, SEED_CVE } from '../support/finding-events';
 import { sampleEvent } from '../support/template';
+import { tableStores } from '../../lambdas/handlers/dependencies';
 
 const SCAN_SAMPLE = 'docs.aws.amazon.com__inspector__latest__user__eventbridge-integration__inspector2-scan-INITIAL_SCAN_COMPLETE-ecr.json';
 const HUB = { account: '111111111111', region: 'eu-west-1' };
@@ -62,9 +60,7 @@ describe('Function: makeScanCompletedHandler', () => {
     findings = new FindingStore({ client, tableName });
     metrics = new LocalMetrics();
     deps = {
-      lineage: new DynamoLineageStore({ client, tableName }),
-      campaigns: new CampaignStore({ client, tableName }),
-      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 2 }),
+      ...tableStores({ client, tableName, concurrency: 2 }),
       taskTokens: { succeed: async () => true, fail: async () => true },
       defaultBuildSeconds: 600,
       now: () => new Date('2024-03-01T12:00:00Z'),

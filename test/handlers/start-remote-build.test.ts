@@ -4,12 +4,9 @@ import { mockClient } from 'aws-sdk-client-mock';
 import { awsRemoteCodeBuild, RemoteBuildThrottledError } from '../../lambdas/aws/remote-codebuild';
 import { InvalidEventError } from '../../lambdas/domain/ecr-push-event';
 import { CODEBUILD_THROTTLING_ERRORS } from '../../lib/patchline-stack';
-import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
+import { HandlerDependencies, tableStores } from '../../lambdas/handlers/dependencies';
 import { makeStartRemoteBuildHandler, StartRemoteBuildInput, UnexpectedBuildRoleError } from '../../lambdas/handlers/start-remote-build';
-import { CampaignStore } from '../../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { RemoteBuildTokenStore } from '../../lambdas/store/remote-build-store';
-import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 import { digestOf } from '../support/template';
 
@@ -42,9 +39,7 @@ describe('Function: makeStartRemoteBuildHandler', () => {
     table = await startTestTable();
     const { client, tableName } = table;
     deps = {
-      lineage: new DynamoLineageStore({ client, tableName }),
-      campaigns: new CampaignStore({ client, tableName }),
-      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 2 }),
+      ...tableStores({ client, tableName, concurrency: 2 }),
       taskTokens: { succeed: async () => true, fail: async () => true },
       defaultBuildSeconds: 600,
       now: () => NOW,

@@ -6,14 +6,12 @@ import { join } from 'path';
 import { awsRemoteCodeBuild, RemoteBuildThrottledError, STOP_BUILD_ATTEMPTS } from '../../lambdas/aws/remote-codebuild';
 import { CampaignTrigger, MemberState } from '../../lambdas/domain/campaign';
 import { InvalidEventError } from '../../lambdas/domain/ecr-push-event';
-import { HandlerDependencies } from '../../lambdas/handlers/dependencies';
+import { HandlerDependencies, tableStores } from '../../lambdas/handlers/dependencies';
 import { makeRemoteBuildEndedHandler, RemoteBuildOutcome } from '../../lambdas/handlers/remote-build-ended';
 import { UnexpectedBuildRoleError } from '../../lambdas/handlers/start-remote-build';
 import { makeStopRemoteBuildHandler, StopRemoteBuildOutcome } from '../../lambdas/handlers/stop-remote-build';
 import { CampaignStore } from '../../lambdas/store/campaign-store';
-import { DynamoLineageStore } from '../../lambdas/store/dynamo-lineage-store';
 import { RemoteBuildTokenStore } from '../../lambdas/store/remote-build-store';
-import { SemaphoreStore } from '../../lambdas/store/semaphore-store';
 import { startTestTable } from '../support/dynamodb';
 
 const EVENTS = join(__dirname, '../../../shared/data/events');
@@ -81,15 +79,13 @@ describe('Function: makeStopRemoteBuildHandler', () => {
   beforeAll(async () => {
     table = await startTestTable();
     const { client, tableName } = table;
-    campaigns = new CampaignStore({ client, tableName });
     deps = {
-      lineage: new DynamoLineageStore({ client, tableName }),
-      campaigns,
-      semaphore: new SemaphoreStore({ client, tableName, name: 'rebuild', cap: 2 }),
+      ...tableStores({ client, tableName, concurrency: 2 }),
       taskTokens: { succeed: async () => true, fail: async () => true },
       defaultBuildSeconds: 600,
       now: () => NOW,
     };
+    campaigns = deps.campaigns;
     tokens = new RemoteBuildTokenStore({ client, tableName });
     await campaigns.create({ campaignId: CAMPAIGN, rootImage: 'enterprise/python-311', rootDigest: 'sha256:00', trigger: CampaignTrigger.PUSH, reason: 'push', startedAt: NOW.toISOString(), memberCount: 1 }, [
       { image: IMAGE, priority: 1, parents: ['enterprise/python-311'] },
