@@ -1,3 +1,4 @@
+import { BinaryHeap } from '../lambdas/domain/binary-heap';
 import { LineageGraph } from '../lambdas/domain/lineage';
 import {
   compareWaiters,
@@ -176,49 +177,6 @@ export function syntheticDurations(options: SyntheticDurationOptions = {}): Buil
   return { real: (image) => draw(image).real, estimate: (image) => draw(image).estimate };
 }
 
-/** A binary min-heap. */
-class MinHeap<T> {
-  private readonly items: T[] = [];
-  public constructor(private readonly less: (a: T, b: T) => boolean) {}
-  public get size(): number {
-    return this.items.length;
-  }
-  public peek(): T | undefined {
-    return this.items[0];
-  }
-  public push(item: T): void {
-    const items = this.items;
-    items.push(item);
-    let i = items.length - 1;
-    while (i > 0) {
-      const up = (i - 1) >> 1;
-      if (!this.less(items[i], items[up])) break;
-      [items[i], items[up]] = [items[up], items[i]];
-      i = up;
-    }
-  }
-  public pop(): T | undefined {
-    const items = this.items;
-    const top = items[0];
-    const last = items.pop();
-    if (items.length > 0 && last !== undefined) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let best = i;
-        if (l < items.length && this.less(items[l], items[best])) best = l;
-        if (r < items.length && this.less(items[r], items[best])) best = r;
-        if (best === i) break;
-        [items[i], items[best]] = [items[best], items[i]];
-        i = best;
-      }
-    }
-    return top;
-  }
-}
-
 /** Where waiting images sit until a slot is theirs; one implementation per policy. */
 interface WaitQueue {
   readonly size: number;
@@ -233,7 +191,7 @@ interface WaitQueue {
 
 /** Production order: waiters keyed by encodeWaiterSortKey, smallest key first, as a DynamoDB Query would return them. */
 class CriticalPathQueue implements WaitQueue {
-  private readonly heap = new MinHeap<{ key: string; waiter: Waiter }>((a, b) => compareWaiterSortKeys(a.key, b.key) < 0);
+  private readonly heap = new BinaryHeap<{ key: string; waiter: Waiter }>((a, b) => compareWaiterSortKeys(a.key, b.key) < 0);
   private readonly all = new Map<string, Waiter>();
   public constructor(private readonly priorities: ReadonlyMap<string, number>, private readonly crossCheck: boolean) {}
   public get size(): number {
@@ -270,7 +228,7 @@ class CriticalPathQueue implements WaitQueue {
 
 class FifoQueue implements WaitQueue {
   private sequence = 0;
-  private readonly heap = new MinHeap<{ readyAt: number; sequence: number; image: string }>(
+  private readonly heap = new BinaryHeap<{ readyAt: number; sequence: number; image: string }>(
     (a, b) => a.readyAt < b.readyAt || (a.readyAt === b.readyAt && a.sequence < b.sequence),
   );
   public get size(): number {
@@ -370,7 +328,7 @@ export function simulateCampaign(options: CampaignSimulationOptions): CampaignSi
 
   const pendingParents = new Map<string, number>();
   for (const image of members) pendingParents.set(image, campaignParents(graph, image, members).length);
-  const running = new MinHeap<{ end: number; image: string }>((a, b) => a.end < b.end || (a.end === b.end && a.image < b.image));
+  const running = new BinaryHeap<{ end: number; image: string }>((a, b) => a.end < b.end || (a.end === b.end && a.image < b.image));
   const schedule = new Map<string, readonly [number, number]>();
   let waited = 0;
   let now = 0;

@@ -1,3 +1,4 @@
+import { BinaryHeap } from './binary-heap';
 import { formatImageRef, InvalidImageReferenceError, isRepositoryName, parseImageRef } from './image-ref';
 
 export const Tier = {
@@ -223,13 +224,14 @@ export class LineageGraph {
     for (const image of members) {
       waiting.set(image, this.parents(image).filter((p) => members.has(p.image)).length);
     }
-    const ready = new ReadyQueue((a, b) => chain.get(b)! - chain.get(a)! || (a < b ? -1 : a > b ? 1 : 0));
+    // The planner's ready set: longest remaining chain first, then by name, so planning 10,000 images is O(n log n).
+    const ready = new BinaryHeap<string>((a, b) => (chain.get(b)! - chain.get(a)! || (a < b ? -1 : a > b ? 1 : 0)) < 0);
     for (const child of this.childIndex.get(root) ?? []) {
       if (waiting.get(child) === 0) ready.push(child);
     }
     const rebuild: RebuildStep[] = [];
     while (ready.size > 0) {
-      const image = ready.pop();
+      const image = ready.pop()!;
       rebuild.push({ image, parents: this.parents(image).map((p) => p.image) });
       for (const child of this.childIndex.get(image) ?? []) {
         const left = waiting.get(child)! - 1;
@@ -342,46 +344,6 @@ export class LineageGraph {
         this.nodes.set(parent, { image: parent, tier: Tier.EXTERNAL, parents: [] });
       }
     }
-  }
-}
-
-/** A binary heap: the planner's ready set, so planning 10,000 images stays O(n log n). */
-class ReadyQueue {
-  private readonly items: string[] = [];
-  public constructor(private readonly compare: (a: string, b: string) => number) {}
-  public get size(): number {
-    return this.items.length;
-  }
-  public push(item: string): void {
-    const items = this.items;
-    items.push(item);
-    let i = items.length - 1;
-    while (i > 0) {
-      const up = (i - 1) >> 1;
-      if (this.compare(items[i], items[up]) >= 0) break;
-      [items[i], items[up]] = [items[up], items[i]];
-      i = up;
-    }
-  }
-  public pop(): string {
-    const items = this.items;
-    const top = items[0];
-    const last = items.pop()!;
-    if (items.length > 0) {
-      items[0] = last;
-      let i = 0;
-      for (;;) {
-        const l = 2 * i + 1;
-        const r = l + 1;
-        let best = i;
-        if (l < items.length && this.compare(items[l], items[best]) < 0) best = l;
-        if (r < items.length && this.compare(items[r], items[best]) < 0) best = r;
-        if (best === i) break;
-        [items[i], items[best]] = [items[best], items[i]];
-        i = best;
-      }
-    }
-    return top;
   }
 }
 
